@@ -1,0 +1,103 @@
+"""``python -m bench``: ceiling, then hookd on each backend; tables on stdout, JSON in results/."""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from bench import machine
+from bench.ceiling import run_ceiling
+from bench.config import BenchConfig, parse_args
+from bench.console import say
+from bench.hookd_proc import HarnessError
+from bench.hookd_run import run_backend
+from bench.payload import run_tag
+from bench.postgres import ThrowAwayDatabase
+from bench.receiver import Receiver
+from bench.report import print_tables, write_json
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # unwinds through every `finally`, which kills the children
+
+
+def _run(cfg: BenchConfig, results: dict[str, Any]) -> int:
+    code = 0
+    with tempfile.TemporaryDirectory(prefix="hookd-bench-rx-") as rx_dir:
+        receiver = Receiver(Path(rx_dir), prefer=cfg.receiver, allow_install=cfg.install_nginx)
+        try:
+            results["receiver"] = {"kind": receiver.kind, "port": receiver.port}
+            say(f"receiver: {receiver.kind} on {receiver.url('/')}")
+            ceiling_rate = None
+            if cfg.ceiling:
+                ceiling = run_ceiling(
+                    receiver,
+                    cfg.deliveries,
+                    cfg.webhooks,
+                    cfg.payload_bytes,
+                    cfg.deadline_s,
+                    run_tag(),
+                )
+                results["ceiling"] = ceiling
+                value = ceiling.get("deliveries_per_s")
+                ceiling_rate = float(value) if isinstance(value, int | float) else None
+                say(f"ceiling: {ceiling_rate} deliveries/s")
+            for backend in cfg.backends:
+                if backend == "postgres":
+                    why = ThrowAwayDatabase().available()
+                    if why is not None:
+                        say(f"postgres: SKIPPED, PostgreSQL does not answer on 127.0.0.1 ({why})")
+                        results["runs"][backend] = {"skipped": f"PostgreSQL unavailable: {why}"}
+                        continue
+                try:
+                    results["runs"][backend] = run_backend(cfg, backend, receiver, ceiling_rate)
+                except HarnessError as exc:
+                    say(f"{backend}: FAILED: {exc}")
+                    results["runs"][backend] = {"error": str(exc)}
+                    code = 1
+                    continue
+                if cfg.quick and _incomplete(results["runs"][backend]):
+                    code = 1  # deliveries missing at the deadline: lost or stalled, not just slow
+        finally:
+            receiver.close()
+    return code
+
+
+def _incomplete(run: dict[str, Any]) -> bool:
+    return any(not part.get("complete", True) for part in run.values() if isinstance(part, dict))
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    results: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%d %H:%M:%S%z"),
+        "machine": machine.describe(),
+        "config": dataclasses.asdict(cfg),
+        "runs": {},
+    }
+    t0 = time.monotonic()
+    code = 2
+    try:
+        code = _run(cfg, results)
+    except KeyboardInterrupt:
+        say("interrupted: children killed, partial results follow")
+        code = 130
+    finally:
+        results["duration_s"] = round(time.monotonic() - t0, 1)
+        results["exit_code"] = code
+        path = write_json(results, stamp)
+        print_tables(results)
+        say(f"results: {path} ({results['duration_s']}s)")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

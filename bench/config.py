@@ -1,0 +1,100 @@
+"""Knobs of a benchmark run (command-line flags) and their defaults."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    quick: bool
+    backends: tuple[str, ...]
+    events: int
+    webhooks: int
+    batch: int
+    payload_bytes: int
+    workers: int | None  # None: 2 on PostgreSQL (serve + 1 worker), 1 on SQLite
+    publishers: int
+    deadline_s: float
+    latency: bool
+    latency_events: int | None
+    latency_rate: float | None
+    receiver: str
+    install_nginx: bool
+    ceiling: bool
+    hookd: str | None  # the `hookd` executable; None: the one next to this Python
+
+    def workers_for(self, backend: str) -> int:
+        if backend == "sqlite":
+            return 1
+        return self.workers if self.workers is not None else 2
+
+    @property
+    def deliveries(self) -> int:
+        return self.events * self.webhooks
+
+
+def parse_args(argv: list[str] | None = None) -> BenchConfig:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="hookd benchmark: ceiling client vs hookd on SQLite and PostgreSQL. "
+        "All traffic goes to 127.0.0.1.",
+    )
+    p.add_argument("--quick", action="store_true", help="CI smoke run: small, well under a minute")
+    p.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    p.add_argument("--events", type=int, help="events per throughput run (default 3000; quick 200)")
+    p.add_argument("--webhooks", type=int, default=10, help="webhooks, each gets every event")
+    p.add_argument("--batch", type=int, default=100, help="events per publish request (≤ 1000)")
+    p.add_argument("--payload-bytes", type=int, default=1024, help="size of each event's data")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="hookd processes on PostgreSQL: serve + N-1 `hookd worker` (default 2). "
+        "SQLite always runs serve's embedded worker only",
+    )
+    p.add_argument("--publishers", type=int, default=4, help="concurrent publishing tasks")
+    p.add_argument(
+        "--deadline",
+        type=float,
+        help="seconds a throughput run may take, publish to last arrival (default 90; quick 20)",
+    )
+    p.add_argument("--no-latency", action="store_true", help="skip the paced latency run")
+    p.add_argument("--latency-events", type=int, help="events in the latency run")
+    p.add_argument(
+        "--latency-rate",
+        type=float,
+        help="events/s in the latency run (default: half the measured sustainable event rate)",
+    )
+    p.add_argument("--receiver", choices=("auto", "nginx", "python"), default="auto")
+    p.add_argument("--no-install", action="store_true", help="never apt-get install nginx")
+    p.add_argument("--no-ceiling", action="store_true", help="skip the bare-client ceiling")
+    p.add_argument("--hookd", help="the `hookd` executable (default: the one next to this Python)")
+    a = p.parse_args(argv)
+    backends = ("sqlite", "postgres") if a.backend == "both" else (a.backend,)
+    events = a.events if a.events is not None else (200 if a.quick else 3000)
+    for name, value in (("--events", events), ("--webhooks", a.webhooks), ("--batch", a.batch)):
+        if value < 1:
+            p.error(f"{name} must be ≥ 1")
+    if a.batch > 1000:
+        p.error("--batch: hookd accepts at most 1000 events per request")
+    if a.workers is not None and a.workers < 1:
+        p.error("--workers must be ≥ 1")
+    return BenchConfig(
+        quick=a.quick,
+        backends=backends,
+        events=events,
+        webhooks=a.webhooks,
+        batch=a.batch,
+        payload_bytes=a.payload_bytes,
+        workers=a.workers,
+        publishers=max(1, a.publishers),
+        deadline_s=a.deadline if a.deadline is not None else (20.0 if a.quick else 90.0),
+        latency=not a.no_latency,
+        latency_events=a.latency_events,
+        latency_rate=a.latency_rate,
+        receiver=a.receiver,
+        install_nginx=not a.no_install,
+        ceiling=not a.no_ceiling,
+        hookd=a.hookd,
+    )

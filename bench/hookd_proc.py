@@ -1,0 +1,144 @@
+"""hookd's processes for one run: ``migrate``, ``serve`` (+ ``worker`` × N-1), killed at exit."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from bench import procstat
+from bench.console import say
+from bench.procs import LOOPBACK, ProcessGroup, free_port, tail
+
+MIGRATE_TIMEOUT_S = 120
+HEALTH_TIMEOUT_S = 60
+
+
+class HarnessError(RuntimeError):
+    """hookd (or the bench) could not do what the run needs; the message says what and where."""
+
+
+def hookd_binary(explicit: str | None = None) -> str:
+    if explicit:
+        return explicit
+    sibling = Path(sys.executable).parent / "hookd"
+    if sibling.exists():
+        return str(sibling)
+    found = shutil.which("hookd")
+    if found is None:
+        raise HarnessError("no `hookd` console script next to this Python or on PATH")
+    return found
+
+
+class HookdProcesses:
+    """``hookd serve`` (embedded worker) plus ``workers - 1`` × ``hookd worker`` on one store."""
+
+    def __init__(
+        self, workdir: Path, database_url: str, workers: int, binary: str | None = None
+    ) -> None:
+        self.workdir = workdir
+        self.database_url = database_url
+        self.workers = workers
+        self.port = free_port()
+        self.password = secrets.token_urlsafe(18)
+        self.binary = hookd_binary(binary)
+        self.group = ProcessGroup()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKD_")}
+        self.env.update(
+            HOOKD_DATABASE_URL=database_url,
+            HOOKD_ADMIN_USERNAME="admin",
+            HOOKD_ADMIN_PASSWORD=self.password,
+            HOOKD_ALLOW_TARGETS="127.0.0.0/8",
+            HOOKD_HOST=LOOPBACK,
+            HOOKD_PORT=str(self.port),
+        )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def migrate(self) -> None:
+        log = self.workdir / "migrate.log"
+        with open(log, "wb") as out:
+            try:
+                done = subprocess.run(
+                    [self.binary, "migrate"],
+                    cwd=self.workdir,
+                    env=self.env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    timeout=MIGRATE_TIMEOUT_S,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise HarnessError(f"`hookd migrate` took over {MIGRATE_TIMEOUT_S}s") from exc
+        if done.returncode != 0:
+            raise HarnessError(f"`hookd migrate` exited {done.returncode}:\n{tail(log)}")
+
+    def start(self) -> None:
+        self.migrate()
+        self.group.start(
+            "serve",
+            [self.binary, "serve"],
+            log=self.workdir / "serve.log",
+            cwd=self.workdir,
+            env=self.env,
+        )
+        self.wait_healthy()
+        for n in range(1, self.workers):
+            self.group.start(
+                f"worker-{n}",
+                [self.binary, "worker"],
+                log=self.workdir / f"worker-{n}.log",
+                cwd=self.workdir,
+                env=self.env,
+            )
+        time.sleep(0.5 if self.workers > 1 else 0)
+        self.check_alive()
+        say(f"hookd: serve on {self.base_url} + {self.workers - 1} worker process(es)")
+
+    def wait_healthy(self) -> None:
+        deadline = time.monotonic() + HEALTH_TIMEOUT_S
+        last = "no answer"
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/healthz", timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+                    last = f"HTTP {resp.status}"
+            except urllib.error.HTTPError as exc:
+                last = f"HTTP {exc.code}"
+            except (urllib.error.URLError, OSError) as exc:
+                last = str(exc)
+            time.sleep(0.2)
+        raise HarnessError(
+            f"`hookd serve` not healthy after {HEALTH_TIMEOUT_S}s ({last}):\n"
+            f"{tail(self.workdir / 'serve.log')}"
+        )
+
+    def check_alive(self) -> None:
+        dead = self.group.dead()
+        if dead:
+            label, code, log = dead[0]
+            raise HarnessError(f"`hookd {label}` exited with {code}:\n{tail(log)}")
+
+    def pids(self) -> dict[int, str]:
+        """serve and workers, plus anything they started (labelled after their parent)."""
+        return procstat.labelled_tree(self.group.pids())
+
+    def close(self) -> None:
+        self.group.close()
+
+    def __enter__(self) -> HookdProcesses:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,177 @@
+"""The result: tables on stdout, JSON in bench/results/<timestamp>.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def write_json(results: dict[str, Any], stamp: str) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{stamp}.json"
+    path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    return path
+
+
+def _n(value: object, digits: int = 0) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _get(d: object, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(key)
+    return d
+
+
+def _peak_rss(cpu: object) -> str:
+    """Peak RSS per hookd process, e.g. ``serve 92 / worker-1 61``."""
+    procs = _get(cpu, "hookd", "processes") or {}
+    parts = [f"{p['label']} {p['rss_peak_mib']:.0f}" for p in procs.values()]
+    return " / ".join(parts) or "–"
+
+
+def print_tables(results: dict[str, Any], console: Console | None = None) -> None:
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # CI logs and pipes: no 80-column squeeze
+            console = Console(width=200)
+    m = results["machine"]
+    cfg = results["config"]
+    console.print(
+        f"[bold]hookd bench[/bold] {results['started']}  ·  {m['nproc']} cores {m['cpu_model']}, "
+        f"{m['mem_total_gib']} GiB  ·  receiver: {results.get('receiver', {}).get('kind')}  ·  "
+        f"{cfg['events']} events × {cfg['webhooks']} webhooks, batch {cfg['batch']}, "
+        f"{cfg['payload_bytes']} B payload"
+    )
+    console.print(_throughput_table(results))
+    latency = _latency_table(results)
+    if latency.row_count:
+        console.print(latency)
+    for backend, run in results.get("runs", {}).items():
+        if "skipped" in run:
+            console.print(f"[yellow]{backend}: skipped — {run['skipped']}[/yellow]")
+        if "error" in run:
+            console.print(f"[red]{backend}: FAILED — {run['error']}[/red]")
+        for phase in ("throughput", "latency_run"):
+            part = run.get(phase) or {}
+            if part and not part.get("complete", True):
+                d = part["delivery"]
+                console.print(
+                    f"[red]{backend} {phase}: {d['missing']} of {d['expected']} deliveries "
+                    f"missing at the deadline[/red] e.g. {d['missing_sample'][:3]}"
+                )
+            if part.get("hookd_processes_died"):
+                console.print(f"[red]{backend}: {part['hookd_processes_died']}[/red]")
+            if _get(part, "publish", "first_error"):
+                console.print(f"[red]{backend} {phase}: {part['publish']['first_error']}[/red]")
+
+
+def _throughput_table(results: dict[str, Any]) -> Table:
+    t = Table(
+        title="Throughput: batch publish → deliveries at 127.0.0.1 "
+        "(latency = publish sent → arrival, ms; CPU = seconds per 1000 deliveries)"
+    )
+    for col in (
+        "run",
+        "arrived/expected",
+        "events in/s",
+        "deliveries/s",
+        "× ceiling",
+        "p50",
+        "p95",
+        "p99",
+        "hookd CPU",
+        "PG CPU",
+        "receiver CPU s",
+        "peak RSS MiB",
+    ):
+        t.add_column(col, justify="right" if col != "run" else "left")
+    c = results.get("ceiling")
+    if c:
+        t.add_row(
+            "ceiling: bare aiohttp",
+            f"{_n(c['ok'])}/{_n(c['requested'])}",
+            "–",
+            _n(c["deliveries_per_s"]),
+            "1.00",
+            "–",
+            "–",
+            "–",
+            _n(c["cpu_per_1000"], 3),
+            "–",
+            _n(c["receiver_cpu_s"], 2),
+            _n(round(c["rss_peak_kib"] / 1024)),
+        )
+    for backend, run in results.get("runs", {}).items():
+        tp = run.get("throughput")
+        if not tp:
+            continue
+        d, cpu = tp["delivery"], tp["cpu"]
+        t.add_row(
+            f"hookd {backend} ({run['workers']} proc)",
+            f"{_n(d['arrived'])}/{_n(d['expected'])}",
+            _n(tp["publish"]["events_per_s"]),
+            _n(d["deliveries_per_s"]),
+            _n(tp.get("ratio_to_ceiling"), 2),
+            _n(d["latency"]["p50_ms"]),
+            _n(d["latency"]["p95_ms"]),
+            _n(d["latency"]["p99_ms"]),
+            _n(_get(cpu, "hookd", "cpu_s_per_1000"), 3),
+            _n(_get(cpu, "postgres", "cpu_s_per_1000"), 3),
+            _n(_get(cpu, "receiver", "cpu_s"), 2),
+            _peak_rss(cpu),
+        )
+    return t
+
+
+def _latency_table(results: dict[str, Any]) -> Table:
+    t = Table(
+        title="Latency: single events at a fixed rate (publish sent → arrival, ms; "
+        "publish call = POST /api/v1/events round trip)"
+    )
+    for col in (
+        "run",
+        "events/s",
+        "arrived/expected",
+        "p50",
+        "p95",
+        "p99",
+        "max",
+        "publish call p50",
+        "publish call p99",
+        "hookd CPU",
+    ):
+        t.add_column(col, justify="right" if col != "run" else "left")
+    for backend, run in results.get("runs", {}).items():
+        lat = run.get("latency_run")
+        if not lat:
+            continue
+        d = lat["delivery"]
+        req = lat["publish"]["request_latency"]
+        t.add_row(
+            f"hookd {backend}",
+            _n(lat["rate_events_per_s"], 1),
+            f"{_n(d['arrived'])}/{_n(d['expected'])}",
+            _n(d["latency"]["p50_ms"]),
+            _n(d["latency"]["p95_ms"]),
+            _n(d["latency"]["p99_ms"]),
+            _n(d["latency"]["max_ms"]),
+            _n(req["p50_ms"]),
+            _n(req["p99_ms"]),
+            _n(_get(lat["cpu"], "hookd", "cpu_s_per_1000"), 3),
+        )
+    return t

@@ -1,0 +1,3 @@
+"""hookd: a self-hosted webhook service."""
+
+__version__ = "0.1.0"

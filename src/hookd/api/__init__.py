@@ -1,0 +1,1 @@
+"""The HTTP API: app factory, authentication, one router per dialect, error shapes."""

@@ -1,0 +1,114 @@
+"""Settings, read from the environment (or a `.env` file) once at start."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from functools import cached_property
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """`250ms`, `5s`, `2m`, `1h` → seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text.strip()!r} is not a duration like 500ms, 5s, 2m or 1h")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+class SettingsError(Exception):
+    """A setting is wrong; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HOOKD_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    database_url: str = "sqlite:///./var/hookd.db"
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    admin_username: str = Field("admin", min_length=1)
+    admin_password: str | None = None
+    allow_targets: Annotated[tuple[str, ...], NoDecode] = ()
+    retry_schedule: Annotated[tuple[float, ...], NoDecode] = (5.0, 30.0, 120.0, 600.0, 1800.0)
+    secret_key: str | None = None
+    relative_base_url: str | None = None
+
+    token_ttl: Annotated[float, NoDecode] = 24 * 3600.0
+    disable_after: Annotated[float, NoDecode] = 24 * 3600.0
+    poll_interval: Annotated[float, NoDecode] = 1.0
+    worker_concurrency: int = Field(256, ge=1, le=10_000)
+    worker_batch_size: int = Field(200, ge=1, le=5_000)
+    max_event_bytes: int = Field(1024 * 1024, ge=1024)
+    ssrf_guard: bool = True
+
+    @field_validator("allow_targets", mode="before")
+    @classmethod
+    def _parse_allow_targets(cls, value: object) -> tuple[str, ...]:
+        if isinstance(value, str):
+            items = [item.strip() for item in value.split(",") if item.strip()]
+        else:
+            items = [str(item) for item in value or ()]  # type: ignore[attr-defined]
+        for item in items:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not a CIDR such as 127.0.0.0/8") from None
+        return tuple(items)
+
+    @field_validator("retry_schedule", mode="before")
+    @classmethod
+    def _parse_schedule(cls, value: object) -> tuple[float, ...]:
+        if isinstance(value, str):
+            parts = [part for part in value.split(",") if part.strip()]
+            if not parts:
+                raise ValueError("needs at least one delay, e.g. 5s,30s,2m")
+            return tuple(parse_duration(part) for part in parts)
+        return tuple(value)  # type: ignore[arg-type]
+
+    @field_validator("token_ttl", "disable_after", "poll_interval", mode="before")
+    @classmethod
+    def _parse_durations(cls, value: object) -> float:
+        if isinstance(value, str):
+            return parse_duration(value)
+        return float(value)  # type: ignore[arg-type]
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql:", "postgresql+asyncpg:", "postgres:")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @field_validator("relative_base_url")
+    @classmethod
+    def _check_base_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an absolute http(s) URL")
+        return value or None
+
+    @cached_property
+    def allow_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(item, strict=False) for item in self.allow_targets]
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings; a bad one raises SettingsError naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        message = error["msg"].removeprefix("Value error, ")
+        raise SettingsError(f"HOOKD_{field.upper()}: {message}") from None

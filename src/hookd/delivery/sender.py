@@ -1,0 +1,158 @@
+"""One HTTP attempt: the request of CONTRACT §5 over a shared, pooled, SSRF-guarded client."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+import aiohttp
+import orjson
+from yarl import URL
+
+from hookd import __version__
+from hookd.delivery.retry import parse_retry_after
+from hookd.delivery.ssrf import GuardedResolver, TargetGuard, TargetRefused, check_literal_host
+from hookd.domain.signing import signature_headers, signing_key
+
+USER_AGENT = f"hookd/{__version__}"
+# Only this much of a receiver's answer is kept, so a huge answer cannot exhaust memory.
+RESPONSE_BODY_LIMIT = 4096
+
+
+@dataclass(slots=True)
+class Attempt:
+    """What an attempt needs to know."""
+
+    url: str
+    body: bytes
+    event_id: str
+    number: int
+    timeout_ms: int
+    secret: str | None = None
+    headers: str = "{}"
+    api_key: str | None = None
+
+
+@dataclass(slots=True)
+class Result:
+    """What came back from one attempt."""
+
+    started_at: float
+    duration_ms: float
+    status_code: int | None = None
+    body: str | None = None
+    error: str | None = None
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status_code is not None and 200 <= self.status_code < 300
+
+
+@lru_cache(maxsize=4096)
+def _custom_headers(text: str) -> dict[str, str]:
+    return orjson.loads(text) if text and text != "{}" else {}
+
+
+@lru_cache(maxsize=4096)
+def _key(secret: str) -> bytes:
+    return signing_key(secret)
+
+
+def request_headers(attempt: Attempt, timestamp: int) -> dict[str, str]:
+    headers = {
+        **_custom_headers(attempt.headers),
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "webhook-id": attempt.event_id,
+        "webhook-timestamp": str(timestamp),
+        "X-Hookd-Attempt": str(attempt.number),
+    }
+    if attempt.secret:
+        headers.update(
+            signature_headers(_key(attempt.secret), attempt.event_id, timestamp, attempt.body)
+        )
+    if attempt.api_key:
+        headers["Authorization"] = f"Bearer {attempt.api_key}"
+    return headers
+
+
+class Sender:
+    """Sends attempts from one pooled client session; open it inside the running event loop."""
+
+    def __init__(self, guard: TargetGuard, *, connections: int = 256) -> None:
+        self.guard = guard
+        self._connections = connections
+        self._session: aiohttp.ClientSession | None = None
+        self._refusals: dict[str, str | None] = {}
+
+    async def open(self) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=self._connections,
+            limit_per_host=0,
+            resolver=GuardedResolver(self.guard),
+            ttl_dns_cache=10,
+            enable_cleanup_closed=True,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=True, skip_auto_headers=("Accept-Encoding",)
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _literal_refusal(self, url: str) -> str | None:
+        # aiohttp connects to an IP literal without asking the resolver, so check those here.
+        if url not in self._refusals:
+            host = URL(url).host or ""
+            self._refusals[url] = check_literal_host(self.guard, host)
+        return self._refusals[url]
+
+    async def send(self, attempt: Attempt) -> Result:
+        if self._session is None:
+            raise RuntimeError("Sender.open() was not awaited")
+        started_at = time.time()
+        clock = time.perf_counter()
+        refusal = self._literal_refusal(attempt.url)
+        if refusal is not None:
+            return Result(started_at, 0.0, error=f"refused by the SSRF guard: {refusal}")
+        try:
+            async with self._session.post(
+                attempt.url,
+                data=attempt.body,
+                headers=request_headers(attempt, int(started_at)),
+                timeout=aiohttp.ClientTimeout(total=attempt.timeout_ms / 1000),
+                allow_redirects=False,
+            ) as response:
+                content = await response.content.read(RESPONSE_BODY_LIMIT)
+                retry_after = None
+                if response.status in (429, 503):
+                    retry_after = parse_retry_after(
+                        response.headers.get("Retry-After"), time.time()
+                    )
+                return Result(
+                    started_at,
+                    (time.perf_counter() - clock) * 1000,
+                    status_code=response.status,
+                    body=content.decode("utf-8", "replace"),
+                    retry_after=retry_after,
+                )
+        except TimeoutError:
+            error = f"timed out after {attempt.timeout_ms} ms"
+        except aiohttp.ClientConnectorError as exc:
+            cause = exc.os_error
+            if isinstance(cause, TargetRefused):
+                error = f"refused by the SSRF guard: {cause.reason}"
+            else:
+                error = f"connection failed: {cause.strerror or cause}"
+        except aiohttp.ClientError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        except (OSError, ValueError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        except asyncio.CancelledError:
+            raise
+        return Result(started_at, (time.perf_counter() - clock) * 1000, error=error)

@@ -1,0 +1,218 @@
+"""The worker loop: claim due deliveries, send them concurrently, record outcomes in batches.
+
+Three cooperating parts run in one event loop:
+- the claim loop takes batches of due deliveries while there is room in flight;
+- one task per claimed delivery makes the HTTP attempt and decides what becomes of it;
+- the recorder writes all outcomes gathered so far in one transaction, then frees their room.
+It sleeps when nothing is due and wakes on a publish (in-process, or PostgreSQL NOTIFY), at the
+next retry it knows of, or after `poll_interval` as the safety net.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import asyncpg
+
+from hookd.config import Settings
+from hookd.delivery import metrics
+from hookd.delivery.retry import SUCCEEDED, RetryPolicy
+from hookd.delivery.sender import Attempt, Sender
+from hookd.delivery.ssrf import TargetGuard
+from hookd.store.database import NOTIFY_CHANNEL, Database, libpq_dsn
+from hookd.store.queue import Claimed, Outcome, claim_due, record_outcomes
+
+log = logging.getLogger("hookd.worker")
+
+# Longer than the longest attempt (30 s) plus the time to record it: a claim outlives its
+# attempt unless the worker died.
+LEASE_SECONDS = 90.0
+
+
+class Worker:
+    def __init__(self, db: Database, settings: Settings, *, sender: Sender | None = None) -> None:
+        self.db = db
+        self.capacity = settings.worker_concurrency
+        self.batch_size = settings.worker_batch_size
+        self.poll_interval = settings.poll_interval
+        self.disable_after = settings.disable_after
+        self.policy = RetryPolicy(settings.retry_schedule)
+        self.sender = sender or Sender(
+            TargetGuard(settings.allow_networks, enabled=settings.ssrf_guard),
+            connections=self.capacity,
+        )
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._outcomes: list[Outcome] = []
+        self._outcomes_ready = asyncio.Event()
+        self._in_flight = 0
+        self._sending: set[asyncio.Task[None]] = set()
+        self._next_due: float | None = None
+        self._stopping = False
+        self._stopped = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop claiming; in-flight deliveries finish and are recorded before run() returns."""
+        self._stopping = True
+        self._wake.set()
+        self._room.set()
+
+    async def run(self) -> None:
+        self.db.on_wake(self.wake)
+        await self.sender.open()
+        recorder = asyncio.create_task(self._record_loop(), name="hookd-recorder")
+        listener = None if self.db.is_sqlite else asyncio.create_task(self._listen())
+        try:
+            await self._claim_loop()
+            if self._sending:
+                await asyncio.wait(self._sending)
+            while self._in_flight:
+                self._outcomes_ready.set()
+                await self._room_freed()
+        finally:
+            recorder.cancel()
+            if listener is not None:
+                listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recorder
+            await self.sender.close()
+            self._stopped.set()
+
+    async def _room_freed(self) -> None:
+        self._room.clear()
+        await self._room.wait()
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            room = self.capacity - self._in_flight
+            if room <= 0:
+                await self._room_freed()
+                continue
+            self._wake.clear()
+            limit = min(self.batch_size, room)
+            try:
+                claimed = await claim_due(self.db, limit, time.time(), LEASE_SECONDS)
+            except Exception:
+                log.exception("claiming deliveries failed; trying again shortly")
+                await self._sleep(self.poll_interval)
+                continue
+            for delivery in claimed:
+                self._in_flight += 1
+                task = asyncio.create_task(self._deliver(delivery))
+                self._sending.add(task)
+                task.add_done_callback(self._sending.discard)
+            if len(claimed) < limit:
+                await self._sleep(self._idle_timeout())
+
+    def _idle_timeout(self) -> float:
+        timeout = self.poll_interval
+        if self._next_due is not None:
+            timeout = min(timeout, max(self._next_due - time.time(), 0.0))
+            self._next_due = None
+        return timeout
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    async def _deliver(self, claimed: Claimed) -> None:
+        if not claimed.webhook_active:
+            now = time.time()
+            outcome = Outcome(
+                claimed.id,
+                claimed.webhook_id,
+                "failed",
+                now,
+                None,
+                now,
+                0.0,
+                None,
+                None,
+                "not sent: the webhook is disabled",
+            )
+        else:
+            result = await self.sender.send(
+                Attempt(
+                    url=claimed.url,
+                    body=claimed.body,
+                    event_id=claimed.event_id,
+                    number=claimed.attempt,
+                    timeout_ms=claimed.timeout_ms,
+                    secret=claimed.secret,
+                    headers=claimed.headers,
+                    api_key=claimed.api_key,
+                )
+            )
+            now = time.time()
+            if result.ok:
+                state, due_at = SUCCEEDED, now
+            else:
+                state, due_at = self.policy.after_failure(
+                    claimed.attempt, claimed.max_retries, now, result.retry_after
+                )
+            metrics.attempt_finished(state, result.duration_ms)
+            outcome = Outcome(
+                claimed.id,
+                claimed.webhook_id,
+                state,
+                due_at,
+                claimed.attempt,
+                result.started_at,
+                result.duration_ms,
+                result.status_code,
+                result.body,
+                result.error,
+            )
+        self._outcomes.append(outcome)
+        self._outcomes_ready.set()
+
+    async def _record_loop(self) -> None:
+        while True:
+            await self._outcomes_ready.wait()
+            self._outcomes_ready.clear()
+            if not self._outcomes:
+                continue
+            batch, self._outcomes = self._outcomes, []
+            try:
+                disabled = await record_outcomes(self.db, batch, time.time(), self.disable_after)
+            except Exception:
+                log.exception("recording %d outcomes failed; trying again", len(batch))
+                self._outcomes[:0] = batch
+                await asyncio.sleep(min(self.poll_interval, 1.0))
+                self._outcomes_ready.set()
+                continue
+            for webhook_id in disabled:
+                log.warning("webhook %s disabled: its deliveries kept failing", webhook_id)
+            retry_times = [o.due_at for o in batch if o.state == "retrying"]
+            if retry_times:
+                earliest = min(retry_times)
+                if self._next_due is None or earliest < self._next_due:
+                    self._next_due = earliest
+                self._wake.set()
+            self._in_flight -= len(batch)
+            self._room.set()
+
+    async def _listen(self) -> None:
+        """Wake on PostgreSQL NOTIFY; reconnect if the connection drops."""
+        while True:
+            try:
+                conn = await asyncpg.connect(libpq_dsn(self.db.url))
+            except Exception:
+                log.warning("LISTEN connection failed; polling until it is back")
+                await asyncio.sleep(5)
+                continue
+            lost = asyncio.Event()
+            conn.add_termination_listener(lambda _conn: lost.set())
+            try:
+                await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
+                self._wake.set()  # anything published while we were not listening
+                await lost.wait()
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.close()

@@ -1,0 +1,1 @@
+"""The store: tables, migrations and the named queries everything else calls."""

@@ -1,0 +1,114 @@
+"""The connection to the store: one async engine, SQLite or PostgreSQL, and its wake-ups."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+NOTIFY_CHANNEL = "hookd_deliveries"
+
+
+def async_url(url: str) -> str:
+    """`sqlite:///x.db` → aiosqlite, `postgresql://…` → asyncpg."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return str(parsed.set(drivername="sqlite+aiosqlite"))
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    raise ValueError(f"unsupported database URL {url!r}")
+
+
+def libpq_dsn(url: str) -> str:
+    """The URL as asyncpg.connect() takes it (for the LISTEN connection)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _prepare_sqlite(engine: AsyncEngine) -> None:
+    # pysqlite's own transaction handling would begin transactions late and never IMMEDIATE;
+    # take it over so a write transaction holds the write lock from its first statement.
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk before it returns, so an accepted event survives power loss.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(connection: Any) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Database:
+    """The store's engine plus the two things every caller needs: transactions and wake-ups."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            database = make_url(url).database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = create_async_engine(async_url(url), pool_size=pool_size)
+            _prepare_sqlite(self.engine)
+        else:
+            self.engine = create_async_engine(
+                async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            )
+        # SQLite has one writer at a time: queue the process's writers here rather than on
+        # SQLite's busy loop.
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._wake_callbacks: list[Callable[[], None]] = []
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction, committed when the block ends without an exception."""
+        if self._write_lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self.engine.connect() as conn:
+            conn = await conn.execution_options(sqlite_begin="IMMEDIATE")
+            async with conn.begin():
+                yield conn
+
+    async def notify_workers(self, conn: AsyncConnection) -> None:
+        """Inside a transaction that queued deliveries: tell other processes at commit."""
+        if not self.is_sqlite:
+            await conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+
+    def on_wake(self, callback: Callable[[], None]) -> None:
+        """Call `callback` in this process whenever deliveries were queued."""
+        self._wake_callbacks.append(callback)
+
+    def wake(self) -> None:
+        for callback in self._wake_callbacks:
+            callback()
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    async def close(self) -> None:
+        await self.engine.dispose()

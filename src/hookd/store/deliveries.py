@@ -1,0 +1,135 @@
+"""The delivery log: deliveries with their attempts, and re-queueing one by hand."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from hookd.store.database import Database
+from hookd.store.schema import attempts, deliveries, events
+
+
+@dataclass(slots=True)
+class Attempt:
+    number: int
+    started_at: float
+    duration_ms: float
+    status_code: int | None
+    response_body: str | None
+    error: str | None
+
+
+@dataclass(slots=True)
+class Delivery:
+    id: int
+    webhook_id: int
+    event_id: str
+    event_type: str
+    state: str
+    attempts: int
+    next_attempt_at: float | None
+    created_at: float
+    updated_at: float
+    last_status_code: int | None
+    last_error: str | None
+    attempt_log: list[Attempt] = field(default_factory=list)
+
+
+_COLUMNS = (
+    deliveries.c.id,
+    deliveries.c.webhook_id,
+    events.c.id.label("event_id"),
+    events.c.type.label("event_type"),
+    deliveries.c.state,
+    deliveries.c.attempts,
+    deliveries.c.due_at,
+    deliveries.c.created_at,
+    deliveries.c.updated_at,
+    deliveries.c.last_status_code,
+    deliveries.c.last_error,
+)
+
+
+def _delivery(row: Any) -> Delivery:
+    return Delivery(
+        id=row.id,
+        webhook_id=row.webhook_id,
+        event_id=row.event_id,
+        event_type=row.event_type,
+        state=row.state,
+        attempts=row.attempts,
+        next_attempt_at=row.due_at if row.state in ("pending", "retrying") else None,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        last_status_code=row.last_status_code,
+        last_error=row.last_error,
+    )
+
+
+async def list_deliveries(
+    db: Database, webhook_id: int, *, state: str | None, limit: int, offset: int
+) -> tuple[list[Delivery], int]:
+    """A webhook's deliveries, newest first, each with its attempts; and how many in all."""
+    where = [deliveries.c.webhook_id == webhook_id]
+    if state is not None:
+        where.append(deliveries.c.state == state)
+    async with db.read() as conn:
+        total = (
+            await conn.execute(select(func.count()).select_from(deliveries).where(*where))
+        ).scalar_one()
+        rows = await conn.execute(
+            select(*_COLUMNS)
+            .join(events, events.c.seq == deliveries.c.event_seq)
+            .where(*where)
+            .order_by(deliveries.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        found = [_delivery(row) for row in rows]
+        by_id = {delivery.id: delivery for delivery in found}
+        if by_id:
+            log: dict[int, list[Attempt]] = defaultdict(list)
+            attempt_rows = await conn.execute(
+                select(attempts)
+                .where(attempts.c.delivery_id.in_(by_id))
+                .order_by(attempts.c.delivery_id, attempts.c.number, attempts.c.id)
+            )
+            for row in attempt_rows:
+                log[row.delivery_id].append(
+                    Attempt(
+                        row.number,
+                        row.started_at,
+                        row.duration_ms,
+                        row.status_code,
+                        row.response_body,
+                        row.error,
+                    )
+                )
+            for delivery_id, attempt_list in log.items():
+                by_id[delivery_id].attempt_log = attempt_list
+    return found, total
+
+
+async def requeue(db: Database, delivery_id: int, now: float) -> Delivery | None:
+    """Make a delivery due now, whatever its state; a finished one gets one more attempt."""
+    async with db.transaction() as conn:
+        result = await conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == delivery_id)
+            .values(state="pending", due_at=now, updated_at=now)
+        )
+        if not result.rowcount:
+            return None
+        await db.notify_workers(conn)
+        row = (
+            await conn.execute(
+                select(*_COLUMNS)
+                .join(events, events.c.seq == deliveries.c.event_seq)
+                .where(deliveries.c.id == delivery_id)
+            )
+        ).one()
+    db.wake()
+    return _delivery(row)

@@ -1,0 +1,213 @@
+"""The delivery queue: claim due deliveries in batches under a lease, record their outcomes.
+
+A claimed delivery stays `delivering` with `due_at` set to the end of its lease; if the worker
+dies, the lease runs out and the row is simply due again. All of a batch's outcomes are
+written in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, insert, text, update
+
+from hookd.store.database import Database
+from hookd.store.schema import attempts, deliveries, webhooks
+
+# Claim on PostgreSQL: one statement; SKIP LOCKED lets any number of workers share the queue.
+_CLAIM_POSTGRES = text("""
+WITH due AS (
+    SELECT id FROM deliveries
+    WHERE state IN ('pending', 'retrying', 'delivering') AND due_at <= :now
+    ORDER BY due_at
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE deliveries AS d
+    SET state = 'delivering', due_at = :lease_until, updated_at = :now
+    FROM due WHERE d.id = due.id
+    RETURNING d.id, d.event_seq, d.webhook_id, d.attempts
+)
+SELECT c.id, c.attempts, c.webhook_id, e.id AS event_id, e.body,
+       w.url, w.secret, w.timeout_ms, w.headers, w.max_retries, w.api_key, w.status
+FROM claimed AS c
+JOIN events AS e ON e.seq = c.event_seq
+JOIN webhooks AS w ON w.id = c.webhook_id
+""")
+
+# Claim on SQLite: the write lock is the process's, so claim ids first, then read what they need.
+_CLAIM_SQLITE = text("""
+UPDATE deliveries
+SET state = 'delivering', due_at = :lease_until, updated_at = :now
+WHERE id IN (
+    SELECT id FROM deliveries
+    WHERE state IN ('pending', 'retrying', 'delivering') AND due_at <= :now
+    ORDER BY due_at
+    LIMIT :limit
+)
+RETURNING id
+""")
+
+_CLAIMED_SQLITE = text("""
+SELECT d.id, d.attempts, d.webhook_id, e.id AS event_id, e.body,
+       w.url, w.secret, w.timeout_ms, w.headers, w.max_retries, w.api_key, w.status
+FROM deliveries AS d
+JOIN events AS e ON e.seq = d.event_seq
+JOIN webhooks AS w ON w.id = d.webhook_id
+WHERE d.id IN (SELECT value FROM json_each(:ids))
+""")
+
+
+@dataclass(slots=True)
+class Claimed:
+    """A delivery a worker holds, with everything its send needs."""
+
+    id: int
+    attempt: int  # the number of the attempt about to be made, from 1
+    webhook_id: int
+    event_id: str
+    body: bytes
+    url: str
+    secret: str | None
+    timeout_ms: int
+    headers: str
+    max_retries: int
+    api_key: str | None
+    webhook_active: bool
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of one claimed delivery; `attempt` is None when no request was made."""
+
+    delivery_id: int
+    webhook_id: int
+    state: str  # succeeded | retrying | failed
+    due_at: float
+    attempt: int | None
+    started_at: float
+    duration_ms: float
+    status_code: int | None
+    response_body: str | None
+    error: str | None
+
+
+async def claim_due(db: Database, limit: int, now: float, lease: float) -> list[Claimed]:
+    params = {"now": now, "limit": limit, "lease_until": now + lease}
+    async with db.transaction() as conn:
+        if db.is_sqlite:
+            ids = (await conn.execute(_CLAIM_SQLITE, params)).scalars().all()
+            if not ids:
+                return []
+            rows = await conn.execute(_CLAIMED_SQLITE, {"ids": f"[{','.join(map(str, ids))}]"})
+        else:
+            rows = await conn.execute(_CLAIM_POSTGRES, params)
+        return [
+            Claimed(
+                id=row.id,
+                attempt=row.attempts + 1,
+                webhook_id=row.webhook_id,
+                event_id=row.event_id,
+                body=bytes(row.body),
+                url=row.url,
+                secret=row.secret,
+                timeout_ms=row.timeout_ms,
+                headers=row.headers,
+                max_retries=row.max_retries,
+                api_key=row.api_key,
+                webhook_active=row.status == "active",
+            )
+            for row in rows
+        ]
+
+
+_FINISH = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("delivery_id"))
+    .values(
+        state=bindparam("state"),
+        attempts=bindparam("attempts"),
+        due_at=bindparam("due_at"),
+        updated_at=bindparam("now"),
+        last_status_code=bindparam("status_code"),
+        last_error=bindparam("error"),
+    )
+)
+
+
+async def record_outcomes(
+    db: Database, outcomes: Sequence[Outcome], now: float, disable_after: float
+) -> list[int]:
+    """Write a batch of outcomes; returns the webhooks this batch switched to disabled.
+
+    A webhook whose attempts have all failed for `disable_after` seconds is disabled.
+    """
+    if not outcomes:
+        return []
+    succeeded = {o.webhook_id for o in outcomes if o.attempt is not None and o.state == "succeeded"}
+    failing = {o.webhook_id for o in outcomes if o.attempt is not None and o.state != "succeeded"}
+    failing -= succeeded
+    async with db.transaction() as conn:
+        await conn.execute(
+            _FINISH,
+            [
+                {
+                    "delivery_id": o.delivery_id,
+                    "state": o.state,
+                    "due_at": o.due_at,
+                    "attempts": o.attempt if o.attempt is not None else 0,
+                    "now": now,
+                    "status_code": o.status_code,
+                    "error": o.error,
+                }
+                for o in outcomes
+            ],
+        )
+        attempted = [o for o in outcomes if o.attempt is not None]
+        if attempted:
+            await conn.execute(
+                insert(attempts),
+                [
+                    {
+                        "delivery_id": o.delivery_id,
+                        "number": o.attempt,
+                        "started_at": o.started_at,
+                        "duration_ms": o.duration_ms,
+                        "status_code": o.status_code,
+                        "response_body": o.response_body,
+                        "error": o.error,
+                    }
+                    for o in attempted
+                ],
+            )
+        if succeeded:
+            await conn.execute(
+                update(webhooks)
+                .where(webhooks.c.id.in_(succeeded), webhooks.c.failing_since.is_not(None))
+                .values(failing_since=None)
+            )
+        if not failing:
+            return []
+        await conn.execute(
+            update(webhooks)
+            .where(webhooks.c.id.in_(failing), webhooks.c.failing_since.is_(None))
+            .values(failing_since=now)
+        )
+        disabled = await conn.execute(
+            update(webhooks)
+            .where(
+                webhooks.c.id.in_(failing),
+                webhooks.c.status == "active",
+                webhooks.c.failing_since <= now - disable_after,
+            )
+            .values(
+                status="disabled",
+                updated_at=int(now),
+                disabled_reason=(
+                    f"disabled by hookd: every delivery attempt failed for {disable_after:g}s"
+                ),
+            )
+            .returning(webhooks.c.id)
+        )
+        return list(disabled.scalars().all())

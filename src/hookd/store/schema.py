@@ -1,0 +1,150 @@
+"""hookd's tables. The migrations in `migrations/versions` create exactly these."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets 64-bit keys.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("username", String(150), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("expires_at", Float, nullable=False),
+)
+
+repositories = Table(
+    "repositories",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("base_uri", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+repository_events = Table(
+    "repository_events",
+    metadata,
+    Column("repository_id", ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("id", String(200), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("blocking", Boolean, nullable=False, server_default=text("false")),
+)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("public_id", String(36), unique=True),
+    Column("url", Text, nullable=False),
+    Column("secret", Text),
+    Column("status", String(16), nullable=False),
+    Column("timeout_ms", Integer, nullable=False),
+    Column("headers", Text, nullable=False, server_default="{}"),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("max_retries", Integer, nullable=False),
+    Column("uri", Text),
+    Column("repository_id", ForeignKey("repositories.id", ondelete="CASCADE"), index=True),
+    Column("handle_response", String(20)),
+    Column("api_key", Text),
+    Column("categories", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("disabled_reason", Text),
+    Column("failing_since", Float),
+)
+
+# What a webhook subscribes to: a device event type, or `<repoId>/<eventId>`.
+webhook_topics = Table(
+    "webhook_topics",
+    metadata,
+    Column("webhook_id", ForeignKey("webhooks.id", ondelete="CASCADE"), primary_key=True),
+    Column("topic", String(300), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Index(None, "topic"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("seq", Id, primary_key=True, autoincrement=True),
+    Column("id", String(255), nullable=False),
+    Column("idempotency_key", String(255), unique=True),
+    Column("type", String(300), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("deliveries", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# A delivery's `due_at` is when it may next be claimed: for a `delivering` row that is the end of
+# its lease, so one partial index serves new, retrying and abandoned deliveries alike.
+CLAIMABLE = ("pending", "retrying", "delivering")
+_claimable = text("state IN ('pending', 'retrying', 'delivering')")
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("event_seq", ForeignKey("events.seq", ondelete="CASCADE"), nullable=False, index=True),
+    Column("webhook_id", ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("due_at", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Index("ix_deliveries_due", "due_at", postgresql_where=_claimable, sqlite_where=_claimable),
+    Index(None, "webhook_id", "id"),
+)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("delivery_id", ForeignKey("deliveries.id", ondelete="CASCADE"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("status_code", Integer),
+    Column("response_body", Text),
+    Column("error", Text),
+    Index(None, "delivery_id"),
+)

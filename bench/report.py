@@ -29,6 +29,13 @@ def _n(value: object, digits: int = 0) -> str:
     return str(value)
 
 
+def _ms(value: object) -> str:
+    """Milliseconds: one decimal below 100 ms, none above."""
+    if isinstance(value, int | float):
+        return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+    return "–"
+
+
 def _get(d: object, *keys: str) -> Any:
     for key in keys:
         if not isinstance(d, dict):
@@ -127,9 +134,9 @@ def _throughput_table(results: dict[str, Any]) -> Table:
             _n(tp["publish"]["events_per_s"]),
             _n(d["deliveries_per_s"]),
             _n(tp.get("ratio_to_ceiling"), 2),
-            _n(d["latency"]["p50_ms"]),
-            _n(d["latency"]["p95_ms"]),
-            _n(d["latency"]["p99_ms"]),
+            _ms(d["latency"]["p50_ms"]),
+            _ms(d["latency"]["p95_ms"]),
+            _ms(d["latency"]["p99_ms"]),
             _n(_get(cpu, "hookd", "cpu_s_per_1000"), 3),
             _n(_get(cpu, "postgres", "cpu_s_per_1000"), 3),
             _n(_get(cpu, "receiver", "cpu_s"), 2),
@@ -166,12 +173,12 @@ def _latency_table(results: dict[str, Any]) -> Table:
             f"hookd {backend}",
             _n(lat["rate_events_per_s"], 1),
             f"{_n(d['arrived'])}/{_n(d['expected'])}",
-            _n(d["latency"]["p50_ms"]),
-            _n(d["latency"]["p95_ms"]),
-            _n(d["latency"]["p99_ms"]),
-            _n(d["latency"]["max_ms"]),
-            _n(req["p50_ms"]),
-            _n(req["p99_ms"]),
+            _ms(d["latency"]["p50_ms"]),
+            _ms(d["latency"]["p95_ms"]),
+            _ms(d["latency"]["p99_ms"]),
+            _ms(d["latency"]["max_ms"]),
+            _ms(req["p50_ms"]),
+            _ms(req["p99_ms"]),
             _n(_get(lat["cpu"], "hookd", "cpu_s_per_1000"), 3),
         )
     return t

@@ -107,6 +107,11 @@ def main() -> None:
     sys.stdout.buffer.write(orjson.dumps(result) + b"\n")
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_ceiling(
     receiver: Receiver, count: int, paths: int, payload_bytes: int, deadline_s: float, tag: str
 ) -> dict[str, Any]:
@@ -118,6 +123,12 @@ def run_ceiling(
     argv += ["--deadline", str(deadline_s), "--tag", tag]
     env = dict(os.environ, PYTHONPATH=str(root))
     receiver.log.mark()
+    busy0, wall0, self0 = (
+        procstat.machine_busy_seconds(),
+        time.monotonic(),
+        procstat.rusage_self_cpu(),
+    )
+    children0 = _children_cpu()
     sampler = procstat.Sampler({"receiver": receiver.pids}).start()
     proc = subprocess.Popen(argv, cwd=root, env=env, stdout=subprocess.PIPE, start_new_session=True)
     try:
@@ -127,6 +138,10 @@ def run_ceiling(
             proc.kill()
             proc.wait()
         groups = sampler.stop()
+    busy = procstat.machine_busy_seconds() - busy0
+    elapsed = time.monotonic() - wall0
+    bench_self = procstat.rusage_self_cpu() - self0
+    child_cpu = _children_cpu() - children0  # the ceiling's whole life, imports too
     if proc.returncode != 0:
         raise RuntimeError(f"the ceiling client failed (exit {proc.returncode})")
     result: dict[str, Any] = orjson.loads(out)
@@ -140,6 +155,8 @@ def run_ceiling(
         cpu_per_1000=round(1000 * cpu / ok, 3) if ok else None,
         receiver_cpu_s=round(groups["receiver"].cpu, 3),
     )
+    other = busy - child_cpu - groups["receiver"].cpu - bench_self
+    result["other_cores"] = round(max(0.0, other) / elapsed, 2) if elapsed > 0 else None
     return result
 
 

@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     )
     p.add_argument("--quick", action="store_true", help="CI smoke run: small, well under a minute")
     p.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
-    p.add_argument("--events", type=int, help="events per throughput run (default 3000; quick 200)")
+    p.add_argument("--events", type=int, help="events per throughput run (default 5000; quick 200)")
     p.add_argument("--webhooks", type=int, default=10, help="webhooks, each gets every event")
     p.add_argument("--batch", type=int, default=100, help="events per publish request (≤ 1000)")
     p.add_argument("--payload-bytes", type=int, default=1024, help="size of each event's data")
@@ -64,7 +64,8 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     p.add_argument(
         "--latency-rate",
         type=float,
-        help="events/s in the latency run (default: half the measured sustainable event rate)",
+        help="events/s in the latency run (default: half the event rate the throughput run "
+        "sustained, at most 50/s)",
     )
     p.add_argument("--receiver", choices=("auto", "nginx", "python"), default="auto")
     p.add_argument("--no-install", action="store_true", help="never apt-get install nginx")
@@ -72,7 +73,7 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     p.add_argument("--hookd", help="the `hookd` executable (default: the one next to this Python)")
     a = p.parse_args(argv)
     backends = ("sqlite", "postgres") if a.backend == "both" else (a.backend,)
-    events = a.events if a.events is not None else (200 if a.quick else 3000)
+    events = a.events if a.events is not None else (200 if a.quick else 5000)
     for name, value in (("--events", events), ("--webhooks", a.webhooks), ("--batch", a.batch)):
         if value < 1:
             p.error(f"{name} must be ≥ 1")

@@ -49,6 +49,7 @@ class HookdProcesses:
         self.password = secrets.token_urlsafe(18)
         self.binary = hookd_binary(binary)
         self.group = ProcessGroup()
+        self.startup_s: dict[str, float] = {}
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKD_")}
         self.env.update(
             HOOKD_DATABASE_URL=database_url,
@@ -83,7 +84,9 @@ class HookdProcesses:
             raise HarnessError(f"`hookd migrate` exited {done.returncode}:\n{tail(log)}")
 
     def start(self) -> None:
+        t0 = time.monotonic()
         self.migrate()
+        t1 = time.monotonic()
         self.group.start(
             "serve",
             [self.binary, "serve"],
@@ -92,6 +95,7 @@ class HookdProcesses:
             env=self.env,
         )
         self.wait_healthy()
+        t2 = time.monotonic()
         for n in range(1, self.workers):
             self.group.start(
                 f"worker-{n}",
@@ -100,9 +104,17 @@ class HookdProcesses:
                 cwd=self.workdir,
                 env=self.env,
             )
-        time.sleep(0.5 if self.workers > 1 else 0)
+        self.wait_settled()
         self.check_alive()
-        say(f"hookd: serve on {self.base_url} + {self.workers - 1} worker process(es)")
+        self.startup_s = {
+            "migrate": round(t1 - t0, 2),
+            "serve_healthy": round(t2 - t1, 2),
+            "workers_settled": round(time.monotonic() - t2, 2),
+        }
+        say(
+            f"hookd: serve on {self.base_url} + {self.workers - 1} worker process(es); "
+            f"migrate {t1 - t0:.1f}s, serve healthy after {t2 - t1:.1f}s"
+        )
 
     def wait_healthy(self) -> None:
         deadline = time.monotonic() + HEALTH_TIMEOUT_S
@@ -123,6 +135,22 @@ class HookdProcesses:
             f"`hookd serve` not healthy after {HEALTH_TIMEOUT_S}s ({last}):\n"
             f"{tail(self.workdir / 'serve.log')}"
         )
+
+    def wait_settled(self, limit_s: float = 30.0) -> None:
+        """Waits until the worker processes are done starting up (CPU quiet for 0.5 s)."""
+        deadline = time.monotonic() + limit_s
+        workers = [pid for pid, label in self.group.pids().items() if label != "serve"]
+        if not workers:
+            return
+        before = sum(procstat.cpu_seconds(pid) or 0.0 for pid in workers)
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            self.check_alive()
+            now = sum(procstat.cpu_seconds(pid) or 0.0 for pid in workers)
+            if now - before < 0.05 * len(workers):
+                return
+            before = now
+        say(f"hookd: worker processes still busy after {limit_s:.0f}s of starting up")
 
     def check_alive(self) -> None:
         dead = self.group.dead()

@@ -187,6 +187,14 @@ class Sampler:
         return self.groups
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy (all cores) since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
 def rusage_self_cpu() -> float:
     t = os.times()
     return t.user + t.system

@@ -68,6 +68,12 @@ def print_tables(results: dict[str, Any], console: Console | None = None) -> Non
     latency = _latency_table(results)
     if latency.row_count:
         console.print(latency)
+    busy = _busy_phases(results)
+    if busy:
+        console.print(
+            f"[yellow]The machine was busy with other work during {', '.join(busy)} "
+            f"(> {NOISY_CORES} cores on average): those figures are noisy.[/yellow]"
+        )
     for backend, run in results.get("runs", {}).items():
         if "skipped" in run:
             console.print(f"[yellow]{backend}: skipped — {run['skipped']}[/yellow]")
@@ -87,6 +93,21 @@ def print_tables(results: dict[str, Any], console: Console | None = None) -> Non
                 console.print(f"[red]{backend} {phase}: {part['publish']['first_error']}[/red]")
 
 
+NOISY_CORES = 0.25
+
+
+def _busy_phases(results: dict[str, Any]) -> list[str]:
+    """Phases during which processes other than ours used more than NOISY_CORES cores."""
+    out = []
+    if (_get(results, "ceiling", "other_cores") or 0) > NOISY_CORES:
+        out.append("the ceiling")
+    for backend, run in results.get("runs", {}).items():
+        for phase in ("throughput", "latency_run"):
+            if (_get(run, phase, "cpu", "machine", "other_cores") or 0) > NOISY_CORES:
+                out.append(f"{backend} {phase.replace('_run', '')}")
+    return out
+
+
 def _throughput_table(results: dict[str, Any]) -> Table:
     t = Table(
         title="Throughput: batch publish → deliveries at 127.0.0.1 "
@@ -104,7 +125,9 @@ def _throughput_table(results: dict[str, Any]) -> Table:
         "hookd CPU",
         "PG CPU",
         "receiver CPU s",
+        "idle hookd CPU %",
         "peak RSS MiB",
+        "other load (cores)",
     ):
         t.add_column(col, justify="right" if col != "run" else "left")
     c = results.get("ceiling")
@@ -121,7 +144,9 @@ def _throughput_table(results: dict[str, Any]) -> Table:
             _n(c["cpu_per_1000"], 3),
             "–",
             _n(c["receiver_cpu_s"], 2),
+            "–",
             _n(round(c["rss_peak_kib"] / 1024)),
+            _n(c.get("other_cores"), 2),
         )
     for backend, run in results.get("runs", {}).items():
         tp = run.get("throughput")
@@ -140,7 +165,9 @@ def _throughput_table(results: dict[str, Any]) -> Table:
             _n(_get(cpu, "hookd", "cpu_s_per_1000"), 3),
             _n(_get(cpu, "postgres", "cpu_s_per_1000"), 3),
             _n(_get(cpu, "receiver", "cpu_s"), 2),
+            _n(_get(run, "idle", "hookd_cpu_pct"), 1),
             _peak_rss(cpu),
+            _n(_get(cpu, "machine", "other_cores"), 2),
         )
     return t
 
@@ -152,7 +179,8 @@ def _latency_table(results: dict[str, Any]) -> Table:
     )
     for col in (
         "run",
-        "events/s",
+        "events/s target",
+        "events/s achieved",
         "arrived/expected",
         "p50",
         "p95",
@@ -172,6 +200,8 @@ def _latency_table(results: dict[str, Any]) -> Table:
         t.add_row(
             f"hookd {backend}",
             _n(lat["rate_events_per_s"], 1),
+            _n(lat["publish"]["events_per_s"], 1)
+            + (" (saturated)" if lat.get("saturated") else ""),
             f"{_n(d['arrived'])}/{_n(d['expected'])}",
             _ms(d["latency"]["p50_ms"]),
             _ms(d["latency"]["p95_ms"]),

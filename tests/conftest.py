@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,19 @@ ADMIN_PASSWORD = "admin-password-1"
 USER_PASSWORD = "user-password-1"
 
 _postgres_migrated = False
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashing() -> Iterator[None]:
+    """Argon2 at its production cost takes ~100 ms a hash; tests log in a lot."""
+    from argon2 import PasswordHasher
+
+    from hookd.domain import credentials
+
+    production = credentials._hasher
+    credentials._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    yield
+    credentials._hasher = production
 
 
 def pytest_report_header() -> str:
@@ -173,11 +187,15 @@ def run_worker() -> bool:
     return True
 
 
-@pytest.fixture
-async def api(settings: Settings, run_worker: bool) -> AsyncIterator[Api]:
+@asynccontextmanager
+async def _running_api(settings: Settings, run_worker: bool) -> AsyncIterator[Api]:
     database = Database(settings.database_url, pool_size=1)
-    await accounts.create_user(database, "admin", hash_password(ADMIN_PASSWORD), "admin")
-    await accounts.create_user(database, "user", hash_password(USER_PASSWORD), "user")
+    for name, password, role in (
+        ("admin", ADMIN_PASSWORD, "admin"),
+        ("user", USER_PASSWORD, "user"),
+    ):
+        if await accounts.find_login(database, name) is None:
+            await accounts.create_user(database, name, hash_password(password), role)
     await database.close()
     app = create_app(settings, run_worker=run_worker)
     async with app.router.lifespan_context(app):
@@ -186,6 +204,12 @@ async def api(settings: Settings, run_worker: bool) -> AsyncIterator[Api]:
             admin = await _login(client, "admin", ADMIN_PASSWORD)
             user = await _login(client, "user", USER_PASSWORD)
             yield Api(client, admin, user, settings)
+
+
+@pytest.fixture
+async def api(settings: Settings, run_worker: bool) -> AsyncIterator[Api]:
+    async with _running_api(settings, run_worker) as running:
+        yield running
 
 
 @dataclass
@@ -262,3 +286,25 @@ async def receiver() -> AsyncIterator[Receiver]:
     found.port = runner.addresses[0][1]
     yield found
     await runner.cleanup()
+
+
+@pytest.fixture
+async def api_factory(run_worker: bool) -> AsyncIterator[Callable[[Settings], Any]]:
+    """Start an in-process hookd with settings of the test's choosing (at most a few)."""
+    from contextlib import AsyncExitStack
+
+    async with AsyncExitStack() as stack:
+
+        async def start(settings: Settings) -> Api:
+            return await stack.enter_async_context(_running_api(settings, run_worker))
+
+        yield start
+
+
+@pytest.fixture
+def unused_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     token_ttl: Annotated[float, NoDecode] = 24 * 3600.0
     disable_after: Annotated[float, NoDecode] = 24 * 3600.0
     poll_interval: Annotated[float, NoDecode] = 1.0
+    # How long a claimed delivery stays with its worker; must exceed the longest attempt.
+    worker_lease: Annotated[float, NoDecode] = 90.0
     worker_concurrency: int = Field(256, ge=1, le=10_000)
     worker_batch_size: int = Field(200, ge=1, le=5_000)
     max_event_bytes: int = Field(1024 * 1024, ge=1024)
@@ -73,7 +75,7 @@ class Settings(BaseSettings):
             return tuple(parse_duration(part) for part in parts)
         return tuple(value)  # type: ignore[arg-type]
 
-    @field_validator("token_ttl", "disable_after", "poll_interval", mode="before")
+    @field_validator("token_ttl", "disable_after", "poll_interval", "worker_lease", mode="before")
     @classmethod
     def _parse_durations(cls, value: object) -> float:
         if isinstance(value, str):

@@ -27,10 +27,6 @@ from hookd.store.queue import Claimed, Outcome, claim_due, record_outcomes
 
 log = logging.getLogger("hookd.worker")
 
-# Longer than the longest attempt (30 s) plus the time to record it: a claim outlives its
-# attempt unless the worker died.
-LEASE_SECONDS = 90.0
-
 
 class Worker:
     def __init__(self, db: Database, settings: Settings, *, sender: Sender | None = None) -> None:
@@ -38,6 +34,7 @@ class Worker:
         self.capacity = settings.worker_concurrency
         self.batch_size = settings.worker_batch_size
         self.poll_interval = settings.poll_interval
+        self.lease = settings.worker_lease
         self.disable_after = settings.disable_after
         self.policy = RetryPolicy(settings.retry_schedule)
         self.sender = sender or Sender(
@@ -97,7 +94,7 @@ class Worker:
             self._wake.clear()
             limit = min(self.batch_size, room)
             try:
-                claimed = await claim_due(self.db, limit, time.time(), LEASE_SECONDS)
+                claimed = await claim_due(self.db, limit, time.time(), self.lease)
             except Exception:
                 log.exception("claiming deliveries failed; trying again shortly")
                 await self._sleep(self.poll_interval)

@@ -308,3 +308,14 @@ def unused_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+async def postgres_url() -> str:
+    """An empty, migrated PostgreSQL store (for tests that need several processes)."""
+    if not POSTGRES_URL:
+        if REQUIRE_POSTGRES:
+            pytest.fail("HOOKD_REQUIRE_POSTGRES=1 but HOOKD_TEST_DATABASE_URL is not set")
+        pytest.skip("PostgreSQL half skipped: HOOKD_TEST_DATABASE_URL is not set")
+    await _reset_postgres(POSTGRES_URL)
+    return POSTGRES_URL

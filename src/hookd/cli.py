@@ -133,7 +133,7 @@ def worker() -> None:
     _logging()
 
     async def run() -> None:
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, secret_key=settings.secret_key)
         delivery_worker = Worker(db, settings)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from hookd.config import Settings
 from hookd.domain.credentials import generate_password, hash_password
-from hookd.store import accounts, migrate
+from hookd.store import accounts, migrate, webhooks
 from hookd.store.database import Database
+from hookd.store.secret_box import SecretKeyError
 
 
 class StartupError(Exception):
@@ -23,7 +24,7 @@ class FirstAdmin:
 async def prepare_store(settings: Settings, *, first_start: bool) -> FirstAdmin | None:
     """Check the store is usable; with `first_start`, migrate a store that has no schema yet
     and create the first admin when there are no users. Returns the admin it created."""
-    db = Database(settings.database_url, pool_size=1)
+    db = Database(settings.database_url, pool_size=1, secret_key=settings.secret_key)
     try:
         try:
             current = await migrate.current_revision(db)
@@ -34,6 +35,10 @@ async def prepare_store(settings: Settings, *, first_start: bool) -> FirstAdmin 
         problem = await migrate.schema_problem(db)
         if problem:
             raise StartupError(problem)
+        try:
+            await webhooks.check_sealed_secrets(db)
+        except SecretKeyError as exc:
+            raise StartupError(str(exc)) from None
         if not first_start or await accounts.count_users(db):
             return None
         password = settings.admin_password or generate_password()

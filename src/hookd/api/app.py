@@ -34,7 +34,7 @@ class SchemaOutOfDate(RuntimeError):
 def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, secret_key=settings.secret_key)
         problem = await schema_problem(db)
         if problem:
             await db.close()

@@ -12,6 +12,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from hookd.store.secret_box import SecretBox
+
 NOTIFY_CHANNEL = "hookd_deliveries"
 
 
@@ -54,8 +56,9 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
 class Database:
     """The store's engine plus the two things every caller needs: transactions and wake-ups."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, secret_key: str | None = None) -> None:
         self.url = url
+        self.secrets = SecretBox(secret_key)
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         if self.is_sqlite:
             database = make_url(url).database

@@ -111,11 +111,11 @@ async def claim_due(db: Database, limit: int, now: float, lease: float) -> list[
                 event_id=row.event_id,
                 body=bytes(row.body),
                 url=row.url,
-                secret=row.secret,
+                secret=db.secrets.open(row.secret),
                 timeout_ms=row.timeout_ms,
                 headers=row.headers,
                 max_retries=row.max_retries,
-                api_key=row.api_key,
+                api_key=db.secrets.open(row.api_key),
                 webhook_active=row.status == "active",
             )
             for row in rows

@@ -14,12 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hookd.domain.webhook import Webhook, WebhookFields
 from hookd.store.database import Database
 from hookd.store.schema import webhook_topics, webhooks
+from hookd.store.secret_box import SEALED_PREFIX
 
 
-def _columns(fields: WebhookFields) -> dict[str, Any]:
+def _columns(db: Database, fields: WebhookFields) -> dict[str, Any]:
     return {
         "url": fields.url,
-        "secret": fields.secret,
+        "secret": db.secrets.seal(fields.secret),
         "status": fields.status,
         "timeout_ms": fields.timeout_ms,
         "headers": fields.headers,
@@ -28,18 +29,18 @@ def _columns(fields: WebhookFields) -> dict[str, Any]:
         "uri": fields.uri,
         "repository_id": fields.repository_id,
         "handle_response": fields.handle_response,
-        "api_key": fields.api_key,
+        "api_key": db.secrets.seal(fields.api_key),
         "categories": orjson.dumps(list(fields.categories)).decode() if fields.categories else None,
     }
 
 
-def _webhook(row: Row[Any], topics: Sequence[str]) -> Webhook:
+def _webhook(db: Database, row: Row[Any], topics: Sequence[str]) -> Webhook:
     return Webhook(
         id=row.id,
         public_id=row.public_id,
         url=row.url,
         topics=tuple(topics),
-        secret=row.secret,
+        secret=db.secrets.open(row.secret),
         status=row.status,
         timeout_ms=row.timeout_ms,
         headers=row.headers,
@@ -48,7 +49,7 @@ def _webhook(row: Row[Any], topics: Sequence[str]) -> Webhook:
         uri=row.uri,
         repository_id=row.repository_id,
         handle_response=row.handle_response,
-        api_key=row.api_key,
+        api_key=db.secrets.open(row.api_key),
         categories=tuple(orjson.loads(row.categories)) if row.categories else (),
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -56,7 +57,9 @@ def _webhook(row: Row[Any], topics: Sequence[str]) -> Webhook:
     )
 
 
-async def _with_topics(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[Webhook]:
+async def _with_topics(
+    db: Database, conn: AsyncConnection, rows: Sequence[Row[Any]]
+) -> list[Webhook]:
     if not rows:
         return []
     topics: dict[int, list[str]] = defaultdict(list)
@@ -67,7 +70,7 @@ async def _with_topics(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[
     )
     for webhook_id, topic in result:
         topics[webhook_id].append(topic)
-    return [_webhook(row, topics[row.id]) for row in rows]
+    return [_webhook(db, row, topics[row.id]) for row in rows]
 
 
 async def _write_topics(conn: AsyncConnection, webhook_id: int, topics: Sequence[str]) -> None:
@@ -89,25 +92,25 @@ async def create_webhook(
         row = (
             await conn.execute(
                 insert(webhooks)
-                .values(**_columns(fields), public_id=public_id, created_at=now, updated_at=now)
+                .values(**_columns(db, fields), public_id=public_id, created_at=now, updated_at=now)
                 .returning(*webhooks.c)
             )
         ).one()
         await _write_topics(conn, row.id, fields.topics)
-    return _webhook(row, fields.topics)
+    return _webhook(db, row, fields.topics)
 
 
 async def get_webhook(db: Database, webhook_id: int) -> Webhook | None:
     async with db.read() as conn:
         rows = (await conn.execute(select(webhooks).where(webhooks.c.id == webhook_id))).all()
-        found = await _with_topics(conn, rows)
+        found = await _with_topics(db, conn, rows)
     return found[0] if found else None
 
 
 async def get_webhook_by_public_id(db: Database, public_id: str) -> Webhook | None:
     async with db.read() as conn:
         rows = (await conn.execute(select(webhooks).where(webhooks.c.public_id == public_id))).all()
-        found = await _with_topics(conn, rows)
+        found = await _with_topics(db, conn, rows)
     return found[0] if found else None
 
 
@@ -134,7 +137,7 @@ async def list_webhooks(
             await conn.execute(select(func.count()).select_from(query.subquery()))
         ).scalar_one()
         rows = (await conn.execute(query.order_by(webhooks.c.id).limit(limit).offset(offset))).all()
-        return await _with_topics(conn, rows), total
+        return await _with_topics(db, conn, rows), total
 
 
 async def replace_webhook(db: Database, webhook_id: int, fields: WebhookFields) -> Webhook | None:
@@ -145,7 +148,7 @@ async def replace_webhook(db: Database, webhook_id: int, fields: WebhookFields) 
                 update(webhooks)
                 .where(webhooks.c.id == webhook_id)
                 .values(
-                    **_columns(fields),
+                    **_columns(db, fields),
                     updated_at=int(time.time()),
                     disabled_reason=None
                     if fields.status == "active"
@@ -158,10 +161,26 @@ async def replace_webhook(db: Database, webhook_id: int, fields: WebhookFields) 
         if row is None:
             return None
         await _write_topics(conn, webhook_id, fields.topics)
-    return _webhook(row, fields.topics)
+    return _webhook(db, row, fields.topics)
 
 
 async def delete_webhook(db: Database, webhook_id: int) -> bool:
     async with db.transaction() as conn:
         result = await conn.execute(delete(webhooks).where(webhooks.c.id == webhook_id))
     return bool(result.rowcount)
+
+
+async def check_sealed_secrets(db: Database) -> None:
+    """Raise SecretKeyError unless the configured key opens the secrets sealed in the store."""
+    sealed = f"{SEALED_PREFIX}%"
+    async with db.read() as conn:
+        row = (
+            await conn.execute(
+                select(webhooks.c.secret, webhooks.c.api_key)
+                .where(webhooks.c.secret.like(sealed) | webhooks.c.api_key.like(sealed))
+                .limit(1)
+            )
+        ).first()
+    if row is not None:
+        db.secrets.open(row.secret)
+        db.secrets.open(row.api_key)

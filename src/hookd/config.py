@@ -10,15 +10,17 @@ from typing import Annotated
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(text: str) -> float:
-    """`250ms`, `5s`, `2m`, `1h` → seconds."""
+    """`250ms`, `5s`, `2m`, `1h`, `30d` → seconds."""
+    if text.strip() == "0":
+        return 0.0
     match = _DURATION.match(text)
     if not match:
-        raise ValueError(f"{text.strip()!r} is not a duration like 500ms, 5s, 2m or 1h")
+        raise ValueError(f"{text.strip()!r} is not a duration like 500ms, 5s, 2m, 1h or 7d")
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
@@ -44,6 +46,8 @@ class Settings(BaseSettings):
     token_ttl: Annotated[float, NoDecode] = 24 * 3600.0
     disable_after: Annotated[float, NoDecode] = 24 * 3600.0
     poll_interval: Annotated[float, NoDecode] = 1.0
+    # Finished events (and their deliveries and attempts) are deleted after this; 0 keeps them.
+    retention: Annotated[float, NoDecode] = 30 * 86400.0
     # How long a claimed delivery stays with its worker; must exceed the longest attempt.
     worker_lease: Annotated[float, NoDecode] = 90.0
     worker_concurrency: int = Field(256, ge=1, le=10_000)
@@ -75,7 +79,9 @@ class Settings(BaseSettings):
             return tuple(parse_duration(part) for part in parts)
         return tuple(value)  # type: ignore[arg-type]
 
-    @field_validator("token_ttl", "disable_after", "poll_interval", "worker_lease", mode="before")
+    @field_validator(
+        "token_ttl", "disable_after", "poll_interval", "worker_lease", "retention", mode="before"
+    )
     @classmethod
     def _parse_durations(cls, value: object) -> float:
         if isinstance(value, str):

@@ -10,6 +10,7 @@ from hookd.store.database import Database
 from hookd.store.deliveries import list_deliveries
 from hookd.store.events import NewEvent, publish
 from hookd.store.queue import Outcome, claim_due, record_outcomes
+from hookd.store.retention import prune_finished
 
 NOW = 1_800_000_000.0
 TOPIC = "log.door_was_opened"
@@ -114,3 +115,17 @@ async def test_a_success_resets_the_failing_clock(db: Database) -> None:
     await record_outcomes(db, [outcome(one.id, hook_id, "failed")], NOW, 100)
     await record_outcomes(db, [outcome(two.id, hook_id, "succeeded")], NOW + 50, 100)
     assert await record_outcomes(db, [outcome(three.id, hook_id, "failed")], NOW + 120, 100) == []
+
+
+async def test_pruning_deletes_only_old_finished_events(db: Database) -> None:
+    [hook_id] = await queue_deliveries(db, 3)
+    done, retrying = await claim_due(db, 2, NOW, lease=30)  # the third stays pending
+    await record_outcomes(
+        db, [outcome(done.id, hook_id, "succeeded"), outcome(retrying.id, hook_id, "retrying")],
+        NOW, 3600,
+    )  # fmt: skip
+    assert await prune_finished(db, cutoff=NOW) == 0  # nothing is older than the cutoff
+    assert await prune_finished(db, cutoff=NOW + 1) == 1  # only the succeeded one
+    found, total = await list_deliveries(db, hook_id, state=None, limit=10, offset=0)
+    assert total == 2
+    assert {d.state for d in found} == {"retrying", "pending"}

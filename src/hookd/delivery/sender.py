@@ -61,6 +61,11 @@ def _key(secret: str) -> bytes:
     return signing_key(secret)
 
 
+@lru_cache(maxsize=256)
+def _timeout(timeout_ms: int) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=timeout_ms / 1000)
+
+
 def request_headers(attempt: Attempt, timestamp: int) -> dict[str, str]:
     headers = {
         **_custom_headers(attempt.headers),
@@ -125,7 +130,7 @@ class Sender:
                 attempt.url,
                 data=attempt.body,
                 headers=request_headers(attempt, int(started_at)),
-                timeout=aiohttp.ClientTimeout(total=attempt.timeout_ms / 1000),
+                timeout=_timeout(attempt.timeout_ms),
                 allow_redirects=False,
             ) as response:
                 content = await response.content.read(RESPONSE_BODY_LIMIT)

@@ -24,8 +24,11 @@ from hookd.delivery.sender import Attempt, Sender
 from hookd.delivery.ssrf import TargetGuard
 from hookd.store.database import NOTIFY_CHANNEL, Database, libpq_dsn
 from hookd.store.queue import Claimed, Outcome, claim_due, record_outcomes
+from hookd.store.retention import prune_finished
 
 log = logging.getLogger("hookd.worker")
+
+PRUNE_EVERY = 60.0
 
 
 class Worker:
@@ -36,6 +39,7 @@ class Worker:
         self.poll_interval = settings.poll_interval
         self.lease = settings.worker_lease
         self.disable_after = settings.disable_after
+        self.retention = settings.retention
         self.policy = RetryPolicy(settings.retry_schedule)
         self.sender = sender or Sender(
             TargetGuard(settings.allow_networks, enabled=settings.ssrf_guard),
@@ -65,6 +69,7 @@ class Worker:
         await self.sender.open()
         recorder = asyncio.create_task(self._record_loop(), name="hookd-recorder")
         listener = None if self.db.is_sqlite else asyncio.create_task(self._listen())
+        pruner = asyncio.create_task(self._prune_loop()) if self.retention > 0 else None
         try:
             await self._claim_loop()
             if self._sending:
@@ -74,8 +79,9 @@ class Worker:
                 await self._room_freed()
         finally:
             recorder.cancel()
-            if listener is not None:
-                listener.cancel()
+            for helper in (listener, pruner):
+                if helper is not None:
+                    helper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await recorder
             await self.sender.close()
@@ -213,3 +219,15 @@ class Worker:
             finally:
                 with contextlib.suppress(Exception):
                     await conn.close()
+
+    async def _prune_loop(self) -> None:
+        """Delete finished events older than the retention, a thousand at a time."""
+        while True:
+            await asyncio.sleep(PRUNE_EVERY)
+            try:
+                cutoff = time.time() - self.retention
+                for _ in range(10):
+                    if await prune_finished(self.db, cutoff) < 1000:
+                        break
+            except Exception:
+                log.exception("pruning old events failed")

@@ -57,6 +57,7 @@ def _run(cfg: BenchConfig, results: dict[str, Any]) -> int:
                         continue
                 try:
                     results["runs"][backend] = run_backend(cfg, backend, receiver, ceiling_rate)
+                    _add_cpu_ratio(results["runs"][backend], results.get("ceiling"))
                 except HarnessError as exc:
                     say(f"{backend}: FAILED: {exc}")
                     results["runs"][backend] = {"error": str(exc)}
@@ -67,6 +68,15 @@ def _run(cfg: BenchConfig, results: dict[str, Any]) -> int:
         finally:
             receiver.close()
     return code
+
+
+def _add_cpu_ratio(run: dict[str, Any], ceiling: dict[str, Any] | None) -> None:
+    """Ceiling CPU per delivery ÷ hookd CPU per delivery: less sensitive to a busy machine
+    than the ratio of rates, since each side is charged only for its own CPU."""
+    ours = run["throughput"]["cpu"]["hookd"].get("cpu_s_per_1000")
+    theirs = (ceiling or {}).get("cpu_per_1000")
+    if ours and theirs:
+        run["throughput"]["cpu_ratio_to_ceiling"] = round(theirs / ours, 3)
 
 
 def _incomplete(run: dict[str, Any]) -> bool:
@@ -86,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     code = 2
     try:
+        if cfg.wait_quiet_s > 0:
+            say(f"waiting up to {cfg.wait_quiet_s:.0f}s for the machine to be quiet")
+            load = machine.wait_quiet(cfg.wait_quiet_s)
+            results["load_before_start_cores"] = load
+            say(f"machine load before start: {load} cores")
         code = _run(cfg, results)
     except KeyboardInterrupt:
         say("interrupted: children killed, partial results follow")

@@ -24,6 +24,7 @@ class BenchConfig:
     install_nginx: bool
     ceiling: bool
     hookd: str | None  # the `hookd` executable; None: the one next to this Python
+    wait_quiet_s: float  # wait up to this long for the machine to be idle before starting
 
     def workers_for(self, backend: str) -> int:
         if backend == "sqlite":
@@ -70,6 +71,13 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     p.add_argument("--receiver", choices=("auto", "nginx", "python"), default="auto")
     p.add_argument("--no-install", action="store_true", help="never apt-get install nginx")
     p.add_argument("--no-ceiling", action="store_true", help="skip the bare-client ceiling")
+    p.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="first wait (at most this long) until other processes use < 0.25 cores",
+    )
     p.add_argument("--hookd", help="the `hookd` executable (default: the one next to this Python)")
     a = p.parse_args(argv)
     backends = ("sqlite", "postgres") if a.backend == "both" else (a.backend,)
@@ -98,4 +106,5 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         install_nginx=not a.no_install,
         ceiling=not a.no_ceiling,
         hookd=a.hookd,
+        wait_quiet_s=max(0.0, a.wait_quiet),
     )

@@ -74,6 +74,7 @@ class PublishLog:
     deliveries_announced: int = 0
     first_error: str | None = None
     first_send: float | None = None
+    last_send: float | None = None
     last_ack: float | None = None
     stopped_by_deadline: bool = False
 
@@ -94,6 +95,7 @@ async def _publish_one(
     sent = time.time()
     if log.first_send is None:
         log.first_send = sent
+    log.last_send = sent
     log.requests += 1
     try:
         async with session.post(f"{base}/api/v1/events", data=body, headers=headers) as resp:

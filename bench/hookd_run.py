@@ -165,7 +165,7 @@ async def _idle(groups: dict[str, procstat.PidSource], seconds: float) -> dict[s
         f"{name}_cpu_pct": round(100 * group.cpu / seconds, 1)
         for name, group in measured.result.items()
     }
-    out["processes"] = measured.figures(1)
+    out["processes"] = measured.figures(0)
     out["other_cores"] = round(measured.other_cores, 2)
     return out
 
@@ -232,17 +232,29 @@ async def _latency(
     slow_calls = (_publish_call_p50(out) or 0.0) > 100
     out["saturated"] = bool(slow_calls or (achieved is not None and achieved < 0.9 * per_second))
     if out["saturated"]:
+        why = (
+            f"publish calls took {_publish_call_p50(out):.0f} ms at p50"
+            if slow_calls
+            else f"it took {achieved} events/s"
+        )
         say(
-            f"{backend}: latency run: hookd did not keep up with {per_second:.0f} events/s "
-            f"(achieved {achieved}/s): the latencies include queueing in the publish path"
+            f"{backend}: latency run saturated at {per_second:.0f} events/s ({why}): "
+            "the latencies include queueing in hookd's publish path"
         )
     return out
+
+
+def _send_rate(plog: PublishLog) -> float | None:
+    """Requests sent per second, first to last send (the paced run's achieved rate)."""
+    if plog.first_send is None or plog.last_send is None or plog.requests < 2:
+        return None
+    return rate(plog.requests - 1, plog.last_send - plog.first_send)
 
 
 def _publish_rate(figures: dict[str, object]) -> float | None:
     publish = figures["publish"]
     assert isinstance(publish, dict)
-    value = publish.get("events_per_s")
+    value = publish.get("requests_sent_per_s")
     return float(value) if isinstance(value, int | float) else None
 
 
@@ -306,6 +318,7 @@ def _figures(
             "deliveries_announced": plog.deliveries_announced,
             "wall_s": round(publish_wall, 3),
             "events_per_s": rate(len(plog.sent_at), publish_wall),
+            "requests_sent_per_s": _send_rate(plog),
             "request_latency": latency_ms(plog.request_latency_s),
         },
         "delivery": delivery,

@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import time
 from importlib import metadata
 from pathlib import Path
+
+from bench.procstat import machine_busy_seconds
 
 
 def _cpu_model() -> str:
@@ -63,3 +66,17 @@ def describe() -> dict[str, object]:
         "uvloop": _version("uvloop"),
         "git_head": _git_head(root),
     }
+
+
+def wait_quiet(limit_s: float, cores: float = 0.25, window_s: float = 5.0) -> float:
+    """Waits until the machine's load over ``window_s`` is below ``cores`` (or ``limit_s`` passed).
+
+    Returns the load of the last window, in cores.
+    """
+    deadline = time.monotonic() + limit_s
+    while True:
+        busy0 = machine_busy_seconds()
+        time.sleep(window_s)
+        load = (machine_busy_seconds() - busy0) / window_s
+        if load < cores or time.monotonic() >= deadline:
+            return round(load, 2)

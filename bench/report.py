@@ -15,7 +15,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 def write_json(results: dict[str, Any], stamp: str) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{stamp}.json"
-    path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     return path
 
 
@@ -45,9 +45,9 @@ def _get(d: object, *keys: str) -> Any:
 
 
 def _peak_rss(cpu: object) -> str:
-    """Peak RSS per hookd process, e.g. ``serve 92 / worker-1 61``."""
+    """Peak RSS per hookd process, serve first, e.g. ``92 / 61``."""
     procs = _get(cpu, "hookd", "processes") or {}
-    parts = [f"{p['label']} {p['rss_peak_mib']:.0f}" for p in procs.values()]
+    parts = [f"{p['rss_peak_mib']:.0f}" for p in procs.values()]
     return " / ".join(parts) or "–"
 
 
@@ -55,7 +55,7 @@ def print_tables(results: dict[str, Any], console: Console | None = None) -> Non
     if console is None:
         console = Console()
         if not console.is_terminal:  # CI logs and pipes: no 80-column squeeze
-            console = Console(width=200)
+            console = Console(width=220)
     m = results["machine"]
     cfg = results["config"]
     console.print(
@@ -110,8 +110,11 @@ def _busy_phases(results: dict[str, Any]) -> list[str]:
 
 def _throughput_table(results: dict[str, Any]) -> Table:
     t = Table(
-        title="Throughput: batch publish → deliveries at 127.0.0.1 "
-        "(latency = publish sent → arrival, ms; CPU = seconds per 1000 deliveries)"
+        title="Throughput: batch publish → deliveries at 127.0.0.1",
+        caption="p50/p95/p99: publish sent → arrival, ms · CPU: seconds per 1000 deliveries · "
+        "CPU × ceiling: ceiling CPU ÷ hookd CPU per delivery · "
+        "×N: hookd processes · rx: receiver · idle: hookd with nothing to do · "
+        "other cores: load from processes outside the bench",
     )
     for col in (
         "run",
@@ -123,17 +126,18 @@ def _throughput_table(results: dict[str, Any]) -> Table:
         "p95",
         "p99",
         "hookd CPU",
+        "CPU × ceiling",
         "PG CPU",
-        "receiver CPU s",
-        "idle hookd CPU %",
-        "peak RSS MiB",
-        "other load (cores)",
+        "rx CPU s",
+        "idle CPU %",
+        "peak RSS MiB serve/workers",
+        "other cores",
     ):
         t.add_column(col, justify="right" if col != "run" else "left")
     c = results.get("ceiling")
     if c:
         t.add_row(
-            "ceiling: bare aiohttp",
+            "ceiling (bare client)",
             f"{_n(c['ok'])}/{_n(c['requested'])}",
             "–",
             _n(c["deliveries_per_s"]),
@@ -142,6 +146,7 @@ def _throughput_table(results: dict[str, Any]) -> Table:
             "–",
             "–",
             _n(c["cpu_per_1000"], 3),
+            "1.00",
             "–",
             _n(c["receiver_cpu_s"], 2),
             "–",
@@ -154,7 +159,7 @@ def _throughput_table(results: dict[str, Any]) -> Table:
             continue
         d, cpu = tp["delivery"], tp["cpu"]
         t.add_row(
-            f"hookd {backend} ({run['workers']} proc)",
+            f"{backend} ×{run['workers']}",
             f"{_n(d['arrived'])}/{_n(d['expected'])}",
             _n(tp["publish"]["events_per_s"]),
             _n(d["deliveries_per_s"]),
@@ -163,6 +168,7 @@ def _throughput_table(results: dict[str, Any]) -> Table:
             _ms(d["latency"]["p95_ms"]),
             _ms(d["latency"]["p99_ms"]),
             _n(_get(cpu, "hookd", "cpu_s_per_1000"), 3),
+            _n(tp.get("cpu_ratio_to_ceiling"), 2),
             _n(_get(cpu, "postgres", "cpu_s_per_1000"), 3),
             _n(_get(cpu, "receiver", "cpu_s"), 2),
             _n(_get(run, "idle", "hookd_cpu_pct"), 1),
@@ -175,19 +181,19 @@ def _throughput_table(results: dict[str, Any]) -> Table:
 def _latency_table(results: dict[str, Any]) -> Table:
     t = Table(
         title="Latency: single events at a fixed rate (publish sent → arrival, ms; "
-        "publish call = POST /api/v1/events round trip)"
+        "call = the POST /api/v1/events round trip)"
     )
     for col in (
         "run",
-        "events/s target",
-        "events/s achieved",
+        "target/s",
+        "achieved/s",
         "arrived/expected",
         "p50",
         "p95",
         "p99",
         "max",
-        "publish call p50",
-        "publish call p99",
+        "call p50",
+        "call p99",
         "hookd CPU",
     ):
         t.add_column(col, justify="right" if col != "run" else "left")
@@ -198,7 +204,7 @@ def _latency_table(results: dict[str, Any]) -> Table:
         d = lat["delivery"]
         req = lat["publish"]["request_latency"]
         t.add_row(
-            f"hookd {backend}",
+            backend,
             _n(lat["rate_events_per_s"], 1),
             _n(lat["publish"]["events_per_s"], 1)
             + (" (saturated)" if lat.get("saturated") else ""),

@@ -391,3 +391,26 @@ async def test_unparseable_publish_body(api: Api) -> None:
     )
     assert response.status_code == 400
     assert response.json() == {"error": "Wrong JSON body"}
+
+
+async def test_an_answer_with_nul_bytes_is_logged(api: Api, receiver: Receiver) -> None:
+    hook = await api.create_webhook(url=receiver.url())
+    receiver.answer("/hook", 200, body=b"a\x00b\xff")
+    await api.publish({"type": EVENT})
+    [delivery] = await api.wait_for_deliveries(hook["uid"], 1)
+    assert delivery["status"] == "succeeded"
+    assert delivery["attempts"][0]["response_body"] == "a\ufffdb\ufffd"
+
+
+async def test_deleting_a_webhook_deletes_its_log(api: Api, receiver: Receiver, db: Any) -> None:
+    hook = await api.create_webhook(url=receiver.url())
+    await api.publish({"type": EVENT})
+    await api.wait_for_deliveries(hook["uid"], 1)
+    response = await api.client.delete(f"/api/v1/webhooks/{hook['uid']}", headers=api.admin)
+    assert response.status_code == 204
+    from sqlalchemy import text
+
+    async with db.read() as conn:
+        left = (await conn.execute(text("SELECT count(*) FROM deliveries"))).scalar_one()
+        attempts = (await conn.execute(text("SELECT count(*) FROM attempts"))).scalar_one()
+    assert (left, attempts) == (0, 0)

@@ -143,7 +143,7 @@ class Sender:
                     started_at,
                     (time.perf_counter() - clock) * 1000,
                     status_code=response.status,
-                    body=content.decode("utf-8", "replace"),
+                    body=content.decode("utf-8", "replace").replace("\x00", "\ufffd"),
                     retry_after=retry_after,
                 )
         except TimeoutError:

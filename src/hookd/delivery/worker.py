@@ -137,7 +137,7 @@ class Worker:
                 0.0,
                 None,
                 None,
-                "not sent: the webhook is disabled",
+                "not sent: the webhook is disabled or was deleted",
             )
         else:
             result = await self.sender.send(

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, insert, text, update
+from sqlalchemy import text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookd.store.database import Database
-from hookd.store.schema import attempts, deliveries, webhooks
+from hookd.store.schema import webhooks
 
 # Claim on PostgreSQL: one statement; SKIP LOCKED lets any number of workers share the queue.
 _CLAIM_POSTGRES = text("""
@@ -33,7 +34,7 @@ SELECT c.id, c.attempts, c.webhook_id, e.id AS event_id, e.body,
        w.url, w.secret, w.timeout_ms, w.headers, w.max_retries, w.api_key, w.status
 FROM claimed AS c
 JOIN events AS e ON e.seq = c.event_seq
-JOIN webhooks AS w ON w.id = c.webhook_id
+LEFT JOIN webhooks AS w ON w.id = c.webhook_id
 """)
 
 # Claim on SQLite: the write lock is the process's, so claim ids first, then read what they need.
@@ -54,7 +55,7 @@ SELECT d.id, d.attempts, d.webhook_id, e.id AS event_id, e.body,
        w.url, w.secret, w.timeout_ms, w.headers, w.max_retries, w.api_key, w.status
 FROM deliveries AS d
 JOIN events AS e ON e.seq = d.event_seq
-JOIN webhooks AS w ON w.id = d.webhook_id
+LEFT JOIN webhooks AS w ON w.id = d.webhook_id
 WHERE d.id IN (SELECT value FROM json_each(:ids))
 """)
 
@@ -110,11 +111,11 @@ async def claim_due(db: Database, limit: int, now: float, lease: float) -> list[
                 webhook_id=row.webhook_id,
                 event_id=row.event_id,
                 body=bytes(row.body),
-                url=row.url,
+                url=row.url or "",
                 secret=db.secrets.open(row.secret),
-                timeout_ms=row.timeout_ms,
-                headers=row.headers,
-                max_retries=row.max_retries,
+                timeout_ms=row.timeout_ms or 0,
+                headers=row.headers or "{}",
+                max_retries=row.max_retries or 0,
                 api_key=db.secrets.open(row.api_key),
                 webhook_active=row.status == "active",
             )
@@ -122,17 +123,32 @@ async def claim_due(db: Database, limit: int, now: float, lease: float) -> list[
         ]
 
 
-_FINISH = (
-    update(deliveries)
-    .where(deliveries.c.id == bindparam("delivery_id"))
-    .values(
-        state=bindparam("state"),
-        attempts=bindparam("attempts"),
-        due_at=bindparam("due_at"),
-        updated_at=bindparam("now"),
-        last_status_code=bindparam("status_code"),
-        last_error=bindparam("error"),
-    )
+# Recording outcomes is set-based too: one statement per kind of write for the whole batch.
+_PG_FINISH = text("""
+UPDATE deliveries AS d
+SET state = u.state, attempts = COALESCE(u.attempts, d.attempts), due_at = u.due_at,
+    updated_at = :now, last_status_code = u.status_code, last_error = u.error
+FROM unnest(CAST(:id AS bigint[]), CAST(:state AS text[]), CAST(:attempts AS int[]),
+            CAST(:due_at AS float8[]), CAST(:status_code AS int[]), CAST(:error AS text[]))
+     AS u(id, state, attempts, due_at, status_code, error)
+WHERE d.id = u.id
+""")
+_SQLITE_FINISH = (
+    "UPDATE deliveries SET state = ?, attempts = COALESCE(?, attempts), due_at = ?, "
+    "updated_at = ?, last_status_code = ?, last_error = ? WHERE id = ?"
+)
+
+_PG_INSERT_ATTEMPTS = text("""
+INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code, response_body,
+                      error)
+SELECT * FROM unnest(CAST(:delivery_id AS bigint[]), CAST(:number AS int[]),
+                     CAST(:started_at AS float8[]), CAST(:duration_ms AS float8[]),
+                     CAST(:status_code AS int[]), CAST(:response_body AS text[]),
+                     CAST(:error AS text[]))
+""")
+_SQLITE_INSERT_ATTEMPTS = (
+    "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code, "
+    "response_body, error) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -149,38 +165,7 @@ async def record_outcomes(
     failing = {o.webhook_id for o in outcomes if o.attempt is not None and o.state != "succeeded"}
     failing -= succeeded
     async with db.transaction() as conn:
-        await conn.execute(
-            _FINISH,
-            [
-                {
-                    "delivery_id": o.delivery_id,
-                    "state": o.state,
-                    "due_at": o.due_at,
-                    "attempts": o.attempt if o.attempt is not None else 0,
-                    "now": now,
-                    "status_code": o.status_code,
-                    "error": o.error,
-                }
-                for o in outcomes
-            ],
-        )
-        attempted = [o for o in outcomes if o.attempt is not None]
-        if attempted:
-            await conn.execute(
-                insert(attempts),
-                [
-                    {
-                        "delivery_id": o.delivery_id,
-                        "number": o.attempt,
-                        "started_at": o.started_at,
-                        "duration_ms": o.duration_ms,
-                        "status_code": o.status_code,
-                        "response_body": o.response_body,
-                        "error": o.error,
-                    }
-                    for o in attempted
-                ],
-            )
+        await _finish(db, conn, outcomes, now)
         if succeeded:
             await conn.execute(
                 update(webhooks)
@@ -211,3 +196,53 @@ async def record_outcomes(
             .returning(webhooks.c.id)
         )
         return list(disabled.scalars().all())
+
+
+async def _finish(
+    db: Database, conn: AsyncConnection, outcomes: Sequence[Outcome], now: float
+) -> None:
+    """Write each delivery's new state, and log the attempts that were made."""
+    made = [f for f in outcomes if f.attempt is not None]
+    if db.is_sqlite:
+        await conn.exec_driver_sql(
+            _SQLITE_FINISH,
+            [
+                (f.state, f.attempt, f.due_at, now, f.status_code, f.error, f.delivery_id)
+                for f in outcomes
+            ],
+        )
+        if made:
+            await conn.exec_driver_sql(
+                _SQLITE_INSERT_ATTEMPTS,
+                [
+                    (f.delivery_id, f.attempt, f.started_at, f.duration_ms, f.status_code,
+                     f.response_body, f.error)
+                    for f in made
+                ],
+            )  # fmt: skip
+        return
+    await conn.execute(
+        _PG_FINISH,
+        {
+            "id": [f.delivery_id for f in outcomes],
+            "state": [f.state for f in outcomes],
+            "attempts": [f.attempt for f in outcomes],
+            "due_at": [f.due_at for f in outcomes],
+            "status_code": [f.status_code for f in outcomes],
+            "error": [f.error for f in outcomes],
+            "now": now,
+        },
+    )
+    if made:
+        await conn.execute(
+            _PG_INSERT_ATTEMPTS,
+            {
+                "delivery_id": [f.delivery_id for f in made],
+                "number": [f.attempt for f in made],
+                "started_at": [f.started_at for f in made],
+                "duration_ms": [f.duration_ms for f in made],
+                "status_code": [f.status_code for f in made],
+                "response_body": [f.response_body for f in made],
+                "error": [f.error for f in made],
+            },
+        )

@@ -2,27 +2,38 @@
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from sqlalchemy import delete, text
 
 from hookd.store.database import Database
+from hookd.store.schema import attempts, deliveries, events
 
-# Deleting an event deletes its deliveries and their attempts (ON DELETE CASCADE).
-_PRUNE = text("""
-DELETE FROM events WHERE seq IN (
-    SELECT e.seq FROM events AS e
-    WHERE e.created_at < :cutoff
-      AND NOT EXISTS (
-          SELECT 1 FROM deliveries AS d
-          WHERE d.event_seq = e.seq AND d.state IN ('pending', 'retrying', 'delivering')
-      )
-    ORDER BY e.seq
-    LIMIT :limit
-)
+_PRUNABLE = text("""
+SELECT e.seq FROM events AS e
+WHERE e.created_at < :cutoff
+  AND NOT EXISTS (
+      SELECT 1 FROM deliveries AS d
+      WHERE d.event_seq = e.seq AND d.state IN ('pending', 'retrying', 'delivering')
+  )
+ORDER BY e.seq
+LIMIT :limit
 """)
 
 
 async def prune_finished(db: Database, cutoff: float, limit: int = 1000) -> int:
-    """Delete up to `limit` finished events created before `cutoff`; returns how many."""
+    """Delete up to `limit` finished events created before `cutoff`, with their deliveries and
+    attempts; returns how many events."""
     async with db.transaction() as conn:
-        result = await conn.execute(_PRUNE, {"cutoff": cutoff, "limit": limit})
-    return int(result.rowcount or 0)
+        seqs = list((await conn.execute(_PRUNABLE, {"cutoff": cutoff, "limit": limit})).scalars())
+        if not seqs:
+            return 0
+        doomed = deliveries.c.event_seq.in_(seqs)
+        await conn.execute(
+            delete(attempts).where(
+                attempts.c.delivery_id.in_(
+                    deliveries.select().with_only_columns(deliveries.c.id).where(doomed)
+                )
+            )
+        )
+        await conn.execute(delete(deliveries).where(doomed))
+        await conn.execute(delete(events).where(events.c.seq.in_(seqs)))
+    return len(seqs)

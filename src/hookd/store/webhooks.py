@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookd.domain.webhook import Webhook, WebhookFields
 from hookd.store.database import Database
-from hookd.store.schema import webhook_topics, webhooks
+from hookd.store.schema import attempts, deliveries, webhook_topics, webhooks
 from hookd.store.secret_box import SEALED_PREFIX
 
 
@@ -165,7 +165,11 @@ async def replace_webhook(db: Database, webhook_id: int, fields: WebhookFields) 
 
 
 async def delete_webhook(db: Database, webhook_id: int) -> bool:
+    """Delete a webhook with its delivery log."""
     async with db.transaction() as conn:
+        ids = select(deliveries.c.id).where(deliveries.c.webhook_id == webhook_id)
+        await conn.execute(delete(attempts).where(attempts.c.delivery_id.in_(ids)))
+        await conn.execute(delete(deliveries).where(deliveries.c.webhook_id == webhook_id))
         result = await conn.execute(delete(webhooks).where(webhooks.c.id == webhook_id))
     return bool(result.rowcount)
 

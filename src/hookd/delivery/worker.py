@@ -1,11 +1,13 @@
 """The worker loop: claim due deliveries, send them concurrently, record outcomes in batches.
 
 Three cooperating parts run in one event loop:
-- the claim loop takes batches of due deliveries while there is room in flight;
+- the claim loop takes batches of due deliveries while fewer than `capacity` are being sent;
 - one task per claimed delivery makes the HTTP attempt and decides what becomes of it;
-- the recorder writes all outcomes gathered so far in one transaction, then frees their room.
-It sleeps when nothing is due and wakes on a publish (in-process, or PostgreSQL NOTIFY), at the
-next retry it knows of, or after `poll_interval` as the safety net.
+- the recorder writes all outcomes gathered so far in one transaction.
+Sending and recording overlap: the next batch is claimed and sent while the last one's outcomes
+are written; only when the database falls far behind does claiming wait for it. The loop sleeps
+when nothing is due and wakes on a publish (in-process, or PostgreSQL NOTIFY), at the next retry
+it knows of, or after `poll_interval` as the safety net.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from hookd.store.retention import prune_finished
 log = logging.getLogger("hookd.worker")
 
 PRUNE_EVERY = 60.0
+# Outcomes are written after lingering this long for others to join them in one transaction.
+RECORD_LINGER = 0.005
 
 
 class Worker:
@@ -49,8 +53,10 @@ class Worker:
         self._room = asyncio.Event()
         self._outcomes: list[Outcome] = []
         self._outcomes_ready = asyncio.Event()
-        self._in_flight = 0
+        self._unrecorded = 0  # claimed and not yet recorded: being sent, or waiting to be written
         self._sending: set[asyncio.Task[None]] = set()
+        # Claim only when this much room is free, so that claims come in batches, not one by one.
+        self._min_claim = max(1, min(self.batch_size, self.capacity) // 4)
         self._next_due: float | None = None
         self._stopping = False
         self._stopped = asyncio.Event()
@@ -74,7 +80,7 @@ class Worker:
             await self._claim_loop()
             if self._sending:
                 await asyncio.wait(self._sending)
-            while self._in_flight:
+            while self._unrecorded:
                 self._outcomes_ready.set()
                 await self._room_freed()
         finally:
@@ -93,8 +99,8 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
-            room = self.capacity - self._in_flight
-            if room <= 0:
+            room = self.capacity - len(self._sending)
+            if room < self._min_claim or self._unrecorded >= 4 * self.capacity:
                 await self._room_freed()
                 continue
             self._wake.clear()
@@ -105,13 +111,17 @@ class Worker:
                 log.exception("claiming deliveries failed; trying again shortly")
                 await self._sleep(self.poll_interval)
                 continue
+            self._unrecorded += len(claimed)
             for delivery in claimed:
-                self._in_flight += 1
                 task = asyncio.create_task(self._deliver(delivery))
                 self._sending.add(task)
-                task.add_done_callback(self._sending.discard)
+                task.add_done_callback(self._sent)
             if len(claimed) < limit:
                 await self._sleep(self._idle_timeout())
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        self._room.set()
 
     def _idle_timeout(self) -> float:
         timeout = self.poll_interval
@@ -178,6 +188,8 @@ class Worker:
     async def _record_loop(self) -> None:
         while True:
             await self._outcomes_ready.wait()
+            if self._sending and len(self._outcomes) < self.batch_size and not self._stopping:
+                await asyncio.sleep(RECORD_LINGER)
             self._outcomes_ready.clear()
             if not self._outcomes:
                 continue
@@ -198,7 +210,7 @@ class Worker:
                 if self._next_due is None or earliest < self._next_due:
                     self._next_due = earliest
                 self._wake.set()
-            self._in_flight -= len(batch)
+            self._unrecorded -= len(batch)
             self._room.set()
 
     async def _listen(self) -> None:

@@ -67,8 +67,10 @@ class Database:
             self.engine = create_async_engine(async_url(url), pool_size=pool_size)
             _prepare_sqlite(self.engine)
         else:
+            # No pre-ping: it costs a round trip per checkout; a broken connection fails its
+            # statement instead, and every caller (worker loops, API requests) tries again.
             self.engine = create_async_engine(
-                async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+                async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_recycle=3600
             )
         # SQLite has one writer at a time: queue the process's writers here rather than on
         # SQLite's busy loop.

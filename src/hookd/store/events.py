@@ -110,18 +110,24 @@ async def _recent_keys(
     keys = {event.idempotency_key for event in new_events if event.idempotency_key}
     if not keys:
         return {}
-    # An expired key is released so that it can be used again.
-    await conn.execute(
-        update(events)
-        .where(events.c.idempotency_key.in_(keys), events.c.created_at < now - IDEMPOTENCY_WINDOW)
-        .values(idempotency_key=None)
-    )
-    rows = await conn.execute(
-        select(events.c.idempotency_key, events.c.id, events.c.deliveries).where(
-            events.c.idempotency_key.in_(keys)
+    rows = (
+        await conn.execute(
+            select(
+                events.c.idempotency_key, events.c.id, events.c.deliveries, events.c.created_at
+            ).where(events.c.idempotency_key.in_(keys))
         )
-    )
-    return {row.idempotency_key: Published(row.id, row.deliveries) for row in rows}
+    ).all()
+    cutoff = now - IDEMPOTENCY_WINDOW
+    expired = [row.idempotency_key for row in rows if row.created_at < cutoff]
+    if expired:  # released, so that the key can be used again
+        await conn.execute(
+            update(events).where(events.c.idempotency_key.in_(expired)).values(idempotency_key=None)
+        )
+    return {
+        row.idempotency_key: Published(row.id, row.deliveries)
+        for row in rows
+        if row.created_at >= cutoff
+    }
 
 
 async def _subscribers(conn: AsyncConnection, topics: set[str]) -> dict[str, list[Subscriber]]:

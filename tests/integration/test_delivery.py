@@ -414,3 +414,20 @@ async def test_deleting_a_webhook_deletes_its_log(api: Api, receiver: Receiver, 
         left = (await conn.execute(text("SELECT count(*) FROM deliveries"))).scalar_one()
         attempts = (await conn.execute(text("SELECT count(*) FROM attempts"))).scalar_one()
     assert (left, attempts) == (0, 0)
+
+
+async def test_a_burst_is_delivered_once_each_without_waiting_for_leases(
+    make_settings: Any, api_factory: Any, receiver: Receiver
+) -> None:
+    # With an hour-long lease, a delivery whose outcome the worker lost would stay claimed.
+    api = await api_factory(make_settings(worker_lease="1h", worker_concurrency=32))
+    hooks = [await api.create_webhook(url=receiver.url(f"/burst/{n}")) for n in range(4)]
+    for start in range(0, 400, 100):
+        await api.publish([{"type": EVENT, "id": f"b{n}"} for n in range(start, start + 100)])
+
+    await receiver.wait_for(1600, timeout=60)
+    for hook in hooks:
+        items = await api.wait_for_deliveries(hook["uid"], 400, timeout=30)
+        assert [d["status"] for d in items].count("succeeded") == 400
+        assert all(d["attempt_count"] == 1 for d in items)
+    assert len(receiver.requests) == 1600

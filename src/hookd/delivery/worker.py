@@ -2,7 +2,8 @@
 
 Three cooperating parts run in one event loop:
 - the claim loop takes batches of due deliveries while fewer than `capacity` are being sent;
-- one task per claimed delivery makes the HTTP attempt and decides what becomes of it;
+- `capacity` senders take claimed deliveries from a queue, make the HTTP attempt and decide
+  what becomes of each (a fixed pool: a task per delivery cost more CPU than the send itself);
 - the recorder writes all outcomes gathered so far in one transaction.
 Sending and recording overlap: the next batch is claimed and sent while the last one's outcomes
 are written; only when the database falls far behind does claiming wait for it. The loop sleeps
@@ -54,7 +55,8 @@ class Worker:
         self._outcomes: list[Outcome] = []
         self._outcomes_ready = asyncio.Event()
         self._unrecorded = 0  # claimed and not yet recorded: being sent, or waiting to be written
-        self._sending: set[asyncio.Task[None]] = set()
+        self._to_send: asyncio.Queue[Claimed] = asyncio.Queue()
+        self._busy = 0  # senders making an attempt now
         # Claim only when this much room is free, so that claims come in batches, not one by one.
         self._min_claim = max(1, min(self.batch_size, self.capacity) // 4)
         self._next_due: float | None = None
@@ -76,16 +78,16 @@ class Worker:
         recorder = asyncio.create_task(self._record_loop(), name="hookd-recorder")
         listener = None if self.db.is_sqlite else asyncio.create_task(self._listen())
         pruner = asyncio.create_task(self._prune_loop()) if self.retention > 0 else None
+        senders = [asyncio.create_task(self._send_loop()) for _ in range(self.capacity)]
         try:
             await self._claim_loop()
-            if self._sending:
-                await asyncio.wait(self._sending)
+            await self._to_send.join()
             while self._unrecorded:
                 self._outcomes_ready.set()
                 await self._room_freed()
         finally:
             recorder.cancel()
-            for helper in (listener, pruner):
+            for helper in (listener, pruner, *senders):
                 if helper is not None:
                     helper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -99,7 +101,7 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
-            room = self.capacity - len(self._sending)
+            room = self.capacity - self._busy - self._to_send.qsize()
             if room < self._min_claim or self._unrecorded >= 4 * self.capacity:
                 await self._room_freed()
                 continue
@@ -113,15 +115,26 @@ class Worker:
                 continue
             self._unrecorded += len(claimed)
             for delivery in claimed:
-                task = asyncio.create_task(self._deliver(delivery))
-                self._sending.add(task)
-                task.add_done_callback(self._sent)
+                self._to_send.put_nowait(delivery)
             if len(claimed) < limit:
                 await self._sleep(self._idle_timeout())
 
-    def _sent(self, task: asyncio.Task[None]) -> None:
-        self._sending.discard(task)
-        self._room.set()
+    async def _send_loop(self) -> None:
+        while True:
+            claimed = await self._to_send.get()
+            self._busy += 1
+            try:
+                outcome = await self._deliver(claimed)
+                # Append only now: the recorder swaps in a new list while we were sending.
+                self._outcomes.append(outcome)
+                self._outcomes_ready.set()
+            except Exception:  # never lose a sender; the lease brings the delivery back
+                log.exception("delivering %s failed unexpectedly", claimed.id)
+                self._unrecorded -= 1
+            finally:
+                self._busy -= 1
+                self._to_send.task_done()
+                self._room.set()
 
     def _idle_timeout(self) -> float:
         timeout = self.poll_interval
@@ -134,7 +147,7 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
 
-    async def _deliver(self, claimed: Claimed) -> None:
+    async def _deliver(self, claimed: Claimed) -> Outcome:
         if not claimed.webhook_active:
             now = time.time()
             outcome = Outcome(
@@ -182,13 +195,12 @@ class Worker:
                 result.body,
                 result.error,
             )
-        self._outcomes.append(outcome)
-        self._outcomes_ready.set()
+        return outcome
 
     async def _record_loop(self) -> None:
         while True:
             await self._outcomes_ready.wait()
-            if self._sending and len(self._outcomes) < self.batch_size and not self._stopping:
+            if self._busy and len(self._outcomes) < self.batch_size and not self._stopping:
                 await asyncio.sleep(RECORD_LINGER)
             self._outcomes_ready.clear()
             if not self._outcomes:

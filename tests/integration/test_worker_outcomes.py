@@ -1,0 +1,72 @@
+"""The worker records every outcome, however sends and writes interleave.
+
+The sender here is a stand-in that holds attempts until the test releases them, so the test
+can force the interleaving it needs; HTTP itself is covered by the delivery tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from sqlalchemy import text
+
+from hookd.delivery.sender import Attempt, Result
+from hookd.delivery.worker import Worker
+from hookd.domain.webhook import WebhookFields
+from hookd.store import webhooks
+from hookd.store.database import Database
+from hookd.store.events import NewEvent, publish
+
+
+class GatedSender:
+    def __init__(self, released: int) -> None:
+        self.gate = asyncio.Event()
+        self.started = 0
+        self.released = released
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def send(self, attempt: Attempt) -> Result:
+        self.started += 1
+        if self.started > self.released:
+            await self.gate.wait()
+        return Result(time.time(), 1.0, status_code=200, body="ok")
+
+
+async def states(db: Database) -> dict[str, int]:
+    async with db.read() as conn:
+        rows = await conn.execute(text("SELECT state, count(*) FROM deliveries GROUP BY state"))
+        return {state: count for state, count in rows}
+
+
+async def wait_for_state(db: Database, state: str, count: int) -> dict[str, int]:
+    deadline = time.monotonic() + 5
+    while (found := await states(db)).get(state, 0) < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    return found
+
+
+async def test_outcomes_finishing_while_others_are_written_are_not_lost(
+    db: Database, make_settings: Any
+) -> None:
+    await webhooks.create_webhook(
+        db, WebhookFields(url="http://127.0.0.1:9/", topics=("log.door_was_opened",))
+    )
+    await publish(db, [NewEvent(f"e{n}", "log.door_was_opened", b"{}") for n in range(10)],
+                  time.time())  # fmt: skip
+    sender = GatedSender(released=5)
+    worker = Worker(db, make_settings(worker_lease="1h"), sender=sender)  # type: ignore[arg-type]
+    running = asyncio.create_task(worker.run())
+    try:
+        assert (await wait_for_state(db, "succeeded", 5))["succeeded"] == 5
+        sender.gate.set()
+        found = await wait_for_state(db, "succeeded", 10)
+        assert found == {"succeeded": 10}, f"outcomes lost: {found}"
+    finally:
+        worker.stop()
+        sender.gate.set()
+        await asyncio.wait_for(running, 10)

@@ -12,6 +12,7 @@ from types import FrameType
 from typing import Any
 
 from bench import machine
+from bench.backlog import run_backlog
 from bench.ceiling import run_ceiling
 from bench.config import BenchConfig, parse_args
 from bench.console import say
@@ -67,6 +68,8 @@ def _run(cfg: BenchConfig, results: dict[str, Any]) -> int:
                     code = 1  # deliveries missing at the deadline: lost or stalled, not just slow
         finally:
             receiver.close()
+    if cfg.backlog_rows:
+        results["backlog"] = run_backlog(list(cfg.backends), cfg.backlog_rows)
     return code
 
 

@@ -25,6 +25,7 @@ class BenchConfig:
     ceiling: bool
     hookd: str | None  # the `hookd` executable; None: the one next to this Python
     wait_quiet_s: float  # wait up to this long for the machine to be idle before starting
+    backlog_rows: int  # pending deliveries of the claim-under-backlog run; 0 skips it
 
     def workers_for(self, backend: str) -> int:
         if backend == "sqlite":
@@ -72,6 +73,11 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     p.add_argument("--no-install", action="store_true", help="never apt-get install nginx")
     p.add_argument("--no-ceiling", action="store_true", help="skip the bare-client ceiling")
     p.add_argument(
+        "--backlog",
+        type=int,
+        help="pending deliveries for the claims-under-backlog run (default 1000000; quick 0)",
+    )
+    p.add_argument(
         "--wait-quiet",
         type=float,
         default=0.0,
@@ -107,4 +113,5 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         ceiling=not a.no_ceiling,
         hookd=a.hookd,
         wait_quiet_s=max(0.0, a.wait_quiet),
+        backlog_rows=a.backlog if a.backlog is not None else (0 if a.quick else 1_000_000),
     )

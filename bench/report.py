@@ -68,6 +68,9 @@ def print_tables(results: dict[str, Any], console: Console | None = None) -> Non
     latency = _latency_table(results)
     if latency.row_count:
         console.print(latency)
+    backlog = _backlog_table(results)
+    if backlog.row_count:
+        console.print(backlog)
     busy = _busy_phases(results)
     if busy:
         console.print(
@@ -216,5 +219,30 @@ def _latency_table(results: dict[str, Any]) -> Table:
             _ms(req["p50_ms"]),
             _ms(req["p99_ms"]),
             _n(_get(lat["cpu"], "hookd", "cpu_s_per_1000"), 3),
+        )
+    return t
+
+
+def _backlog_table(results: dict[str, Any]) -> Table:
+    t = Table(title="claims under a backlog (batches of 200)", title_justify="left")
+    for column in (
+        "backend",
+        "pending",
+        "claim p50 empty",
+        "claim p50 backlog",
+        "ratio",
+        "worker RSS peak",
+    ):
+        t.add_column(column, justify="right")
+    for backend, run in (results.get("backlog") or {}).items():
+        if "skipped" in run:
+            continue
+        t.add_row(
+            backend,
+            _n(run["pending"]),
+            _ms(run["claim_ms_empty_p50"]),
+            _ms(run["claim_ms_backlog_p50"]),
+            f"{run['claim_ratio']:.2f}",
+            f"{run['worker']['rss_peak_mib']:.0f} MiB",
         )
     return t

@@ -24,7 +24,7 @@ errors = Console(stderr=True)
 
 
 def _fail(message: str) -> typer.Exit:
-    errors.print(f"hookd: {message}", markup=False, highlight=False)
+    errors.print(f"hookd: {message}", markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
 
 
@@ -89,16 +89,17 @@ def serve(
     ] = False,
 ) -> None:
     """Serve the HTTP API and the embedded delivery worker."""
-    import uvicorn
-
-    from hookd.api.app import create_app
-
     overrides: dict[str, object] = {}
     if host is not None:
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
     settings = _settings(**overrides)
+
+    import uvicorn
+
+    from hookd.api.app import create_app
+
     _prepare(settings, first_start=True)
     _logging()
     console.print(f"hookd {__version__} serving on http://{settings.host}:{settings.port}")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from hookd.api.body import read_json
+from hookd.api.body import read_json_object
 from hookd.api.errors import admin_required, login_required
 from hookd.api.responses import Json
 from hookd.api.services import Services, services
@@ -71,15 +71,14 @@ LOGIN_BODY = {
     openapi_extra=LOGIN_BODY,
     responses={
         200: {"description": '`{"token": "...", "account_type": "admin"|"user"}`'},
-        400: {"description": "Wrong JSON body"},
+        400: {"description": 'Not a JSON object: `{"error": "Wrong JSON body"}`'},
         401: {"description": 'Wrong credentials: `{"error": "Log In"}`'},
     },
 )
 async def login(request: Request, hookd: Hookd) -> Json:
-    body = await read_json(request)
-    username = body.get("username") if isinstance(body, dict) else None
-    password = body.get("password") if isinstance(body, dict) else None
-    if not isinstance(username, str) or not isinstance(password, str):
+    body = await read_json_object(request)
+    username, password = body.get("username"), body.get("password")
+    if not isinstance(username, str) or not isinstance(password, str) or "\x00" in username:
         raise login_required()
     found = await accounts.find_login(hookd.db, username)
     if found is None or not verify_password(found[1], password):

@@ -32,3 +32,11 @@ async def read_json(request: Request, limit: int = DEFAULT_LIMIT) -> Any:
 
 def body_too_large(limit: int) -> ApiError:
     return ApiError(413, f"body: larger than {limit} bytes")
+
+
+async def read_json_object(request: Request, limit: int = DEFAULT_LIMIT) -> dict[str, Any]:
+    """The body as a JSON object; any other JSON is a "Wrong JSON body" too."""
+    body = await read_json(request, limit)
+    if not isinstance(body, dict):
+        raise wrong_json_body()
+    return body

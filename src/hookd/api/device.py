@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from hookd.api.auth import ADMIN_ONLY, UNAUTHORIZED, Admin, AnyUser, Hookd
-from hookd.api.body import read_json
+from hookd.api.body import read_json_object
 from hookd.api.errors import ApiError
 from hookd.api.responses import Json
 from hookd.domain.device_events import DEVICE_EVENT_TYPES
@@ -26,7 +26,7 @@ router = APIRouter(prefix="/api/v1", tags=["device dialect: webhooks"])
 
 Uid = Annotated[str, Path(description="The webhook's uid, an integer ≥ 1")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
 
 _ENTITY_SCHEMA: dict[str, Any] = {
     **DeviceWebhookSpec.model_json_schema(),
@@ -73,7 +73,7 @@ async def list_webhooks(_: Admin, hookd: Hookd, limit: Limit = 100, offset: Offs
     responses=ERRORS,
 )
 async def create_webhook(request: Request, _: Admin, hookd: Hookd) -> Json:
-    spec = parse_device_webhook(await read_json(request))
+    spec = parse_device_webhook(await read_json_object(request))
     webhook = await store.create_webhook(hookd.db, spec.to_fields(secret=generate_secret()))
     return Json(device_entity(webhook), status_code=201)
 
@@ -91,7 +91,7 @@ async def get_webhook(uid: Uid, _: Admin, hookd: Hookd) -> Json:
 )
 async def replace_webhook(uid: Uid, request: Request, _: Admin, hookd: Hookd) -> Json:
     current = await device_webhook(hookd.db, uid)
-    spec = parse_device_webhook(await read_json(request))
+    spec = parse_device_webhook(await read_json_object(request))
     updated = await store.replace_webhook(hookd.db, current.id, spec.to_fields(current.secret))
     if updated is None:
         raise wrong_uid()
@@ -111,7 +111,7 @@ async def replace_webhook(uid: Uid, request: Request, _: Admin, hookd: Hookd) ->
 )
 async def patch_webhook(uid: Uid, request: Request, _: Admin, hookd: Hookd) -> Json:
     current = await device_webhook(hookd.db, uid)
-    spec = patched_device_webhook(current, await read_json(request))
+    spec = patched_device_webhook(current, await read_json_object(request))
     updated = await store.replace_webhook(hookd.db, current.id, spec.to_fields(current.secret))
     if updated is None:
         raise wrong_uid()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any, Literal
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hookd.domain.device_events import DEVICE_EVENT_TYPE_SET
@@ -15,8 +15,10 @@ from hookd.domain.webhook import Webhook, WebhookFields
 
 # The seed's token regex, ^[a-zA-Z0-9!#$%&'+-.^_`|~]+$, read as RFC 7230 meant it: its `+-.`
 # would also admit a comma, which no HTTP client will send in a header name.
-HEADER_NAME = re.compile(r"^[a-zA-Z0-9!#$%&'+\-.^_`|~]+$")
-HEADER_VALUE = re.compile(r"^[\x09\x20-\x7E]*$")
+HEADER_NAME = re.compile(r"[a-zA-Z0-9!#$%&'+\-.^_`|~]+")
+HEADER_VALUE = re.compile(r"[\x09\x20-\x7E]*")
+# Control characters (NUL included) have no place in the text fields of a webhook.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 SYSTEM_HEADERS = frozenset(
     {
@@ -72,15 +74,16 @@ READ_ONLY_FIELDS = ("uid", "created_at", "updated_at", "disabled_reason")
 def parse_custom_headers(text: str) -> dict[str, str]:
     """The `headers` field: a string holding a JSON object of header name → value."""
     try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
+        pairs = json.loads(text, object_pairs_hook=_pairs)
+    except (ValueError, RecursionError):
         raise ValueError("must be a string holding a JSON object") from None
-    if not isinstance(value, dict):
+    if not isinstance(pairs, _Pairs):
         raise ValueError("must be a string holding a JSON object")
+    headers: dict[str, str] = {}
     seen: set[str] = set()
-    for name, header_value in value.items():
+    for name, header_value in pairs:
         lowered = name.lower()
-        if not HEADER_NAME.match(name):
+        if not HEADER_NAME.fullmatch(name):
             raise ValueError(f"{name!r} is not a valid header name")
         if lowered in SYSTEM_HEADERS:
             raise ValueError(f"{name!r} is a system header and cannot be overridden")
@@ -91,21 +94,31 @@ def parse_custom_headers(text: str) -> dict[str, str]:
         seen.add(lowered)
         if not isinstance(header_value, str):
             raise ValueError(f"the value of {name!r} must be a string")
-        if not HEADER_VALUE.match(header_value):
+        if not HEADER_VALUE.fullmatch(header_value):
             raise ValueError(f"the value of {name!r} may hold only printable ASCII and tabs")
-    return value
+        headers[name] = header_value
+    return headers
+
+
+class _Pairs(list[tuple[str, object]]):
+    """A JSON object's members in order, repeats kept, so that a repeated name can be refused."""
+
+
+def _pairs(members: list[tuple[str, object]]) -> _Pairs:
+    return _Pairs(members)
+
+
+_HTTP_URL = re.compile(
+    r"(?i:https?)://([^/?#@\s]+@)?(\[[0-9a-fA-F:.]+\]|[^/?#:\s\[\]]+)(:\d{1,5})?([/?#]\S*)?"
+)
 
 
 def check_http_url(url: str) -> str:
     """An absolute http(s) URL with a host."""
-    match = re.match(
-        r"^(https?)://([^/?#@\s]+@)?(\[[0-9a-fA-F:.]+\]|[^/?#:\s\[\]]+)(:\d{1,5})?"
-        r"([/?#]\S*)?$",
-        url,
-    )
-    if not match:
+    match = _HTTP_URL.fullmatch(url)
+    if not match or CONTROL.search(url):
         raise ValueError("must be an absolute http(s) URL")
-    if match.group(4) and not 0 < int(match.group(4)[1:]) < 65536:
+    if match.group(3) and not 0 < int(match.group(3)[1:]) < 65536:
         raise ValueError("has a port out of range")
     return url
 
@@ -133,7 +146,16 @@ class DeviceWebhookSpec(BaseModel):
     @classmethod
     def _secret(cls, value: str | None) -> str | None:
         if value is not None:
+            if CONTROL.search(value):
+                raise ValueError("must not hold control characters")
             signing_key(value)
+        return value
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("must not hold NUL characters")
         return value
 
     @field_validator("headers")

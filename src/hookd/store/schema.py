@@ -89,6 +89,8 @@ webhooks = Table(
     Column("updated_at", BigInteger, nullable=False),
     Column("disabled_reason", Text),
     Column("failing_since", Float),
+    # A deleted webhook's uid is never handed out again (PostgreSQL's sequence does the same).
+    sqlite_autoincrement=True,
 )
 
 # What a webhook subscribes to: a device event type, or `<repoId>/<eventId>`.

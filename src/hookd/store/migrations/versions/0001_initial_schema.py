@@ -117,6 +117,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhooks")),
         sa.UniqueConstraint("public_id", name=op.f("uq_webhooks_public_id")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("webhooks", schema=None) as batch_op:
         batch_op.create_index(

@@ -1,0 +1,225 @@
+"""The `hookd` command as a user runs it: a subprocess in a fresh directory, SQLite store."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from argon2 import PasswordHasher
+
+from hookd import __version__
+from hookd.api.app import create_app
+from hookd.config import load_settings
+from hookd.store import migrate
+from hookd.store.database import Database
+from hookd.store.migrate import head_revision
+
+pytestmark = pytest.mark.slow  # subprocesses: seconds each
+
+HOOKD = str(Path(sys.executable).with_name("hookd"))
+
+
+def environment(**settings: str) -> dict[str, str]:
+    """The caller's environment without any HOOKD_* setting (and without COLUMNS, so the output
+    is laid out as for any non-terminal), plus `settings`."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("HOOKD_") and name not in ("COLUMNS", "LINES")
+    }
+    return {**env, **settings}
+
+
+def hookd(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run `hookd args…`; subprocess.run kills it if it outlives `timeout`."""
+    return subprocess.run(
+        [HOOKD, *args],
+        cwd=cwd,
+        env=env if env is not None else environment(),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def sqlite_env(tmp_path: Path, name: str = "x.db") -> dict[str, str]:
+    return environment(HOOKD_DATABASE_URL=f"sqlite:///{tmp_path}/{name}")
+
+
+async def migrated(tmp_path: Path) -> dict[str, str]:
+    """A store migrated in-process (quicker than `hookd migrate`, tested on its own below)."""
+    env = sqlite_env(tmp_path)
+    db = Database(env["HOOKD_DATABASE_URL"], pool_size=1)
+    try:
+        await migrate.upgrade(db)
+    finally:
+        await db.close()
+    return env
+
+
+def assert_clear_error(result: subprocess.CompletedProcess[str], *words: str) -> str:
+    """Exit code ≠ 0, no traceback, and a message on stderr holding every one of `words`."""
+    assert result.returncode != 0, result
+    assert "Traceback" not in result.stderr, result.stderr
+    message = " ".join(result.stderr.split())
+    for word in words:
+        assert word in message, message
+    return message
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> str:
+    """A clear error, on exactly one line of stderr."""
+    message = assert_clear_error(result, *words)
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    return message
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def rows(database: Path, query: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(database) as conn:
+        return conn.execute(query).fetchall()
+
+
+async def login(database_url: str, username: str, password: str) -> httpx.Response:
+    app = create_app(load_settings(database_url=database_url), run_worker=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hookd.test") as client:
+            return await client.post(
+                "/api/v1/login", json={"username": username, "password": password}
+            )
+
+
+def test_version(tmp_path: Path) -> None:
+    result = hookd(tmp_path, "--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"hookd {__version__}"
+
+
+def test_python_dash_m(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "hookd", "--version"],
+        cwd=tmp_path,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"hookd {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        pytest.param(
+            "HOOKD_PORT",
+            "abc",
+            id="port",
+        ),
+        pytest.param("HOOKD_RETRY_SCHEDULE", "5x", id="retry-schedule"),
+        pytest.param("HOOKD_ALLOW_TARGETS", "nonsense", id="allow-targets"),
+        pytest.param("HOOKD_DATABASE_URL", "mysql://x", id="database-url"),
+    ],
+)
+def test_bad_setting_stops_serve(tmp_path: Path, variable: str, value: str) -> None:
+    env = {**sqlite_env(tmp_path), variable: value}
+    # --port would override HOOKD_PORT; elsewhere it keeps a wrongly started serve off 8080.
+    port = [] if variable == "HOOKD_PORT" else ["--port", str(free_port())]
+    result = hookd(tmp_path, "serve", *port, env=env, timeout=30)
+    assert_clear_error(result, variable)
+    assert not (tmp_path / "x.db").exists(), "nothing was started"
+    assert not (tmp_path / "var").exists()
+    assert_one_line_error(result, variable)
+
+
+def test_migrate_creates_the_store_and_is_idempotent(tmp_path: Path) -> None:
+    # The store is named in a .env file of the working directory, not in the environment.
+    (tmp_path / ".env").write_text(f"HOOKD_DATABASE_URL=sqlite:///{tmp_path}/from-dotenv.db\n")
+    database = tmp_path / "from-dotenv.db"
+    first = hookd(tmp_path, "migrate")
+    assert first.returncode == 0, first.stderr
+    head = head_revision()
+    assert head is not None
+    assert "Migrated" in first.stdout and head in first.stdout, first.stdout
+    assert database.is_file()
+    assert not (tmp_path / "var").exists(), "the .env file was read"
+    assert rows(database, "SELECT version_num FROM alembic_version") == [(head,)]
+
+    second = hookd(tmp_path, "migrate")
+    assert second.returncode == 0, second.stderr
+    assert "up to date" in second.stdout, second.stdout
+    assert "Migrated" not in second.stdout
+    assert rows(database, "SELECT version_num FROM alembic_version") == [(head,)]
+
+
+async def test_user_add(tmp_path: Path) -> None:
+    env = await migrated(tmp_path)
+    database = tmp_path / "x.db"
+
+    added = hookd(tmp_path, "user", "add", "bob", "--role", "user", "--password", "pw", env=env)
+    assert added.returncode == 0, added.stderr
+    assert "bob" in added.stdout
+    response = await login(env["HOOKD_DATABASE_URL"], "bob", "pw")
+    assert response.status_code == 200, response.text
+    assert response.json()["account_type"] == "user"
+    ((stored,),) = rows(database, "SELECT password_hash FROM users WHERE username = 'bob'")
+    assert isinstance(stored, str)
+    assert stored.startswith("$argon2id$")
+    assert not PasswordHasher().check_needs_rehash(stored), "the production Argon2 cost"
+
+    again = hookd(tmp_path, "user", "add", "bob", "--role", "admin", "--password", "x", env=env)
+    assert_one_line_error(again, "bob", "exists")
+    assert rows(database, "SELECT username, role FROM users") == [("bob", "user")]
+
+    boss = hookd(tmp_path, "user", "add", "carl", "--role", "boss", "--password", "x", env=env)
+    assert_one_line_error(boss, "--role", "admin", "user")
+    assert rows(database, "SELECT count(*) FROM users WHERE username = 'carl'") == [(0,)]
+
+
+async def test_user_add_generates_a_password(tmp_path: Path) -> None:
+    env = await migrated(tmp_path)
+    added = hookd(tmp_path, "user", "add", "dana", "--role", "admin", env=env)
+    assert added.returncode == 0, added.stderr
+    match = re.search(r"Password: (\S+)", added.stdout)
+    assert match, added.stdout
+    response = await login(env["HOOKD_DATABASE_URL"], "dana", match.group(1))
+    assert response.status_code == 200, response.text
+    assert response.json()["account_type"] == "admin"
+
+
+async def unknown_revision_store(tmp_path: Path) -> dict[str, str]:
+    env = await migrated(tmp_path)
+    with sqlite3.connect(tmp_path / "x.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'ffff0000'")
+    return env
+
+
+@pytest.mark.parametrize("command", ["worker", "serve"])
+async def test_refuses_a_store_at_an_unknown_revision(tmp_path: Path, command: str) -> None:
+    env = await unknown_revision_store(tmp_path)
+    args = [command] if command == "worker" else [command, "--port", str(free_port())]
+    result = hookd(tmp_path, *args, env=env, timeout=30)
+    assert_clear_error(result, "ffff0000", "hookd migrate")
+
+
+def test_worker_refuses_a_store_without_schema(tmp_path: Path) -> None:
+    result = hookd(tmp_path, "worker", env=sqlite_env(tmp_path), timeout=30)
+    assert_one_line_error(result, "no hookd schema", "hookd migrate")

@@ -1,0 +1,127 @@
+"""`hookd serve` on a fresh directory: creates and migrates the store, makes the first admin,
+prints its generated password once, and serves on the port it is given."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from test_cli_commands import HOOKD, environment, free_port
+
+pytestmark = pytest.mark.slow  # subprocesses: seconds each
+
+STARTUP_SECONDS = 30
+
+
+def wait_healthy(base: str, process: subprocess.Popen[bytes]) -> httpx.Response:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "hookd serve exited early"
+        try:
+            return httpx.get(f"{base}/healthz", timeout=1)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"hookd serve did not answer within {STARTUP_SECONDS} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+class Serve:
+    """Runs `hookd serve` in a directory; every process it starts is stopped at the end."""
+
+    def __init__(self, cwd: Path) -> None:
+        self.cwd = cwd
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, port: int, run: int, *flags: str, **settings: str) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [HOOKD, "serve", *flags, "--port", str(port)],
+            cwd=self.cwd,
+            env=environment(**settings),
+            stdin=subprocess.DEVNULL,
+            stdout=(self.cwd / f"serve-{run}.out").open("wb"),
+            stderr=(self.cwd / f"serve-{run}.err").open("wb"),
+        )
+        self.processes.append(process)
+        return process
+
+    def output(self, run: int) -> str:
+        return (self.cwd / f"serve-{run}.out").read_text()
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            stop(process)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Serve]:
+    running = Serve(tmp_path)
+    try:
+        yield running
+    finally:
+        running.stop_all()
+
+
+def test_serve_on_a_fresh_directory(serve: Serve, tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    first = serve.start(port, 1)
+    health = wait_healthy(base, first)
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok"}
+    # The default store, ./var/hookd.db, was created in the working directory and migrated.
+    assert (tmp_path / "var" / "hookd.db").is_file()
+    stop(first)
+    printed = serve.output(1)
+    match = re.search(r"password\s+(\S+)", printed)
+    assert match, printed
+    password = match.group(1)
+    assert len(password) >= 12
+
+    second = serve.start(port, 2)
+    assert wait_healthy(base, second).status_code == 200
+    login = httpx.post(
+        f"{base}/api/v1/login", json={"username": "admin", "password": password}, timeout=10
+    )
+    assert login.status_code == 200, login.text
+    assert login.json()["account_type"] == "admin"
+    stop(second)
+    assert password not in serve.output(2), "the password is shown only once"
+    assert "password" not in serve.output(2).lower()
+
+
+def test_serve_with_a_given_admin_password(serve: Serve, tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = serve.start(
+        port,
+        1,
+        "--no-worker",
+        HOOKD_DATABASE_URL=f"sqlite:///{tmp_path}/given.db",
+        HOOKD_ADMIN_USERNAME="root",
+        HOOKD_ADMIN_PASSWORD="given-password-1",
+    )
+    assert wait_healthy(base, process).status_code == 200
+    login = httpx.post(
+        f"{base}/api/v1/login",
+        json={"username": "root", "password": "given-password-1"},
+        timeout=10,
+    )
+    assert login.status_code == 200, login.text
+    stop(process)
+    assert "given-password-1" not in serve.output(1)
+    assert (tmp_path / "given.db").is_file()
+    assert not (tmp_path / "var").exists()

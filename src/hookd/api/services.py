@@ -18,5 +18,7 @@ class Services:
     sender: Sender
 
 
-def services(request: Request) -> Services:
-    return request.app.state.services
+async def services(request: Request) -> Services:
+    # async: FastAPI runs a plain dependency in its thread pool, a hop on every request.
+    services: Services = request.app.state.services
+    return services

@@ -50,7 +50,8 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(connection: Any) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        if mode is not None:  # None: reads, each statement on its own (WAL keeps it consistent)
+            connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 class Database:
@@ -79,7 +80,10 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reading; on SQLite without a transaction around the statements."""
         async with self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn = await conn.execution_options(sqlite_begin=None)
             yield conn
 
     @asynccontextmanager

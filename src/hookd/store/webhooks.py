@@ -34,7 +34,8 @@ def _columns(db: Database, fields: WebhookFields) -> dict[str, Any]:
     }
 
 
-def _webhook(db: Database, row: Row[Any], topics: Sequence[str]) -> Webhook:
+def webhook_from_row(db: Database, row: Row[Any], topics: Sequence[str]) -> Webhook:
+    """A `webhooks` row (with its topics) as the domain's Webhook."""
     return Webhook(
         id=row.id,
         public_id=row.public_id,
@@ -70,7 +71,7 @@ async def _with_topics(
     )
     for webhook_id, topic in result:
         topics[webhook_id].append(topic)
-    return [_webhook(db, row, topics[row.id]) for row in rows]
+    return [webhook_from_row(db, row, topics[row.id]) for row in rows]
 
 
 async def _write_topics(conn: AsyncConnection, webhook_id: int, topics: Sequence[str]) -> None:
@@ -97,7 +98,7 @@ async def create_webhook(
             )
         ).one()
         await _write_topics(conn, row.id, fields.topics)
-    return _webhook(db, row, fields.topics)
+    return webhook_from_row(db, row, fields.topics)
 
 
 async def get_webhook(db: Database, webhook_id: int) -> Webhook | None:
@@ -161,7 +162,7 @@ async def replace_webhook(db: Database, webhook_id: int, fields: WebhookFields) 
         if row is None:
             return None
         await _write_topics(conn, webhook_id, fields.topics)
-    return _webhook(db, row, fields.topics)
+    return webhook_from_row(db, row, fields.topics)
 
 
 async def delete_webhook(db: Database, webhook_id: int) -> bool:

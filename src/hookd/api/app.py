@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from hookd import __version__
-from hookd.api import auth, device, events, health
+from hookd.api import auth, device, events, health, repository
 from hookd.api.errors import install_error_handlers
 from hookd.api.services import Services
 from hookd.config import Settings
@@ -69,6 +69,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(device.router)
     app.include_router(events.router)
+    app.include_router(repository.router)
     return app
 
 

@@ -13,7 +13,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from hookd.domain.device_webhook import check_http_url
 from hookd.domain.errors import InvalidField
@@ -170,8 +177,7 @@ def delivery_url(uri: str, base_uri: str | None, relative_base_url: str | None) 
     if base is None:
         raise InvalidField(
             "uri",
-            "is relative, but neither the repository's base_uri nor HOOKD_RELATIVE_BASE_URL "
-            "is set",
+            "is relative, but neither the repository's base_uri nor HOOKD_RELATIVE_BASE_URL is set",
         )
     url = join_uri(base, uri)
     if len(url) > MAX_URI_LENGTH:
@@ -181,12 +187,32 @@ def delivery_url(uri: str, base_uri: str | None, relative_base_url: str | None) 
 
 # --- request bodies -------------------------------------------------------------------------
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_BUT_WHITESPACE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def check_line(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def check_text(value: str) -> str:
+    if _CONTROL_BUT_WHITESPACE.search(value):
+        raise ValueError("must not contain control characters other than tabs and line breaks")
+    return value
+
+
+# One line (names, URIs, categories) / free text (descriptions).
+Line = Annotated[str, AfterValidator(check_line)]
+Text = Annotated[str, AfterValidator(check_text)]
+
 
 class RepositorySpec(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    base_uri: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
+    name: Annotated[Line, Field(min_length=1, max_length=200)]
+    base_uri: Annotated[Line, Field(min_length=1, max_length=1000)] | None = None
 
     @field_validator("base_uri")
     @classmethod
@@ -197,8 +223,8 @@ class RepositorySpec(BaseModel):
 class EventSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    description: Annotated[str, Field(max_length=1000)] = ""
+    name: Annotated[Line, Field(min_length=1, max_length=200)]
+    description: Annotated[Text, Field(max_length=1000)] = ""
     blocking: bool = False
 
 
@@ -206,7 +232,7 @@ class Restriction(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     key: Literal["CATEGORY"]
-    value: Annotated[str, Field(min_length=1, max_length=MAX_CATEGORY_LENGTH)]
+    value: Annotated[Line, Field(min_length=1, max_length=MAX_CATEGORY_LENGTH)]
 
 
 class RepositoryWebhookSpec(BaseModel):
@@ -214,14 +240,12 @@ class RepositoryWebhookSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    uri: Annotated[str, Field(min_length=1, max_length=MAX_URI_LENGTH)]
-    description: Annotated[str, Field(min_length=1, max_length=1000)]
+    uri: Annotated[Line, Field(min_length=1, max_length=MAX_URI_LENGTH)]
+    description: Annotated[Text, Field(min_length=1, max_length=1000)]
     enabled: bool = False
     handleResponse: Literal["NONE", "STATUS", "STATUS_AND_BODY"]
     retry: bool | None = True
-    timeout: Annotated[int, Field(ge=TIMEOUT_MIN_MS, le=TIMEOUT_MAX_MS)] | None = (
-        TIMEOUT_DEFAULT_MS
-    )
+    timeout: Annotated[int, Field(ge=TIMEOUT_MIN_MS, le=TIMEOUT_MAX_MS)] | None = TIMEOUT_DEFAULT_MS
     apiKey: Annotated[str, Field(min_length=1, max_length=MAX_API_KEY_LENGTH)] | None = None
     restrictions: Annotated[list[Restriction], Field(max_length=MAX_RESTRICTIONS)] | None = None
 
@@ -277,9 +301,14 @@ def parse_trigger(body: Any) -> TriggerSpec:
         raise InvalidField(sorted(unknown)[0], "is not a field of a trigger")
     category = body.get("category")
     if category is not None and (
-        not isinstance(category, str) or not 1 <= len(category) <= MAX_CATEGORY_LENGTH
+        not isinstance(category, str)
+        or not 1 <= len(category) <= MAX_CATEGORY_LENGTH
+        or _CONTROL.search(category)
     ):
-        raise InvalidField("category", f"must be a string of 1 to {MAX_CATEGORY_LENGTH} characters")
+        raise InvalidField(
+            "category",
+            f"must be a string of 1 to {MAX_CATEGORY_LENGTH} characters, no control characters",
+        )
     return TriggerSpec(
         id=check_event_id(body.get("id"), "id"),
         category=category,
@@ -323,7 +352,6 @@ _MESSAGES = {
     "list_type": "must be a list",
     "model_type": "must be an object",
     "model_attributes_type": "must be an object",
-    "string_too_short": "must not be empty",
 }
 
 
@@ -336,13 +364,14 @@ def _invalid_field(exc: ValidationError, what: str) -> InvalidField:
     if location[:1] == ["restrictions"] and len(location) >= 3:
         what = "restriction"
     if kind == "extra_forbidden":
-        message = f"is not a field of a {what}"
+        message = f"is not a field of {'an' if what[0] in 'aeiou' else 'a'} {what}"
     elif kind == "literal_error":
         message = f"must be {ctx.get('expected')}"
-    elif kind == "string_too_long":
-        message = f"must be at most {ctx.get('max_length')} characters"
-    elif kind == "too_long":
-        message = f"must hold at most {ctx.get('max_length')} items"
+    elif kind in ("string_too_short", "too_short"):
+        message = "must not be empty"
+    elif kind in ("string_too_long", "too_long"):
+        unit = "characters" if isinstance(error.get("input"), str) else "items"
+        message = f"must hold at most {ctx.get('max_length')} {unit}"
     elif kind in ("greater_than_equal", "less_than_equal"):
         message = f"must be between {TIMEOUT_MIN_MS} and {TIMEOUT_MAX_MS} (milliseconds)"
     elif kind in _MESSAGES:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from hookd.store.database import Database
 from hookd.store.schema import attempts, deliveries, events
@@ -133,3 +134,96 @@ async def requeue(db: Database, delivery_id: int, now: float) -> Delivery | None
         ).one()
     db.wake()
     return _delivery(row)
+
+
+@dataclass(slots=True)
+class SentNow:
+    """A delivery made synchronously (a blocking event's call): its final state and tries."""
+
+    webhook_id: int
+    state: str  # succeeded | failed
+    attempts: list[Attempt]
+
+
+@dataclass(slots=True)
+class CalledEvent:
+    """An event whose deliveries were made synchronously, and those deliveries."""
+
+    id: str
+    type: str
+    body: bytes
+    created_at: float
+    sent: list[SentNow]
+
+
+async def record_synchronous(db: Database, called: Sequence[CalledEvent], now: float) -> None:
+    """Log synchronous calls like queued deliveries, all in one transaction: an `events` row per
+    event, a finished `deliveries` row per webhook called and an `attempts` row per try."""
+    called = [event for event in called if event.sent]
+    if not called:
+        return
+    async with db.transaction() as conn:
+        sequence_numbers = (
+            (
+                await conn.execute(
+                    insert(events).returning(events.c.seq, sort_by_parameter_order=True),
+                    [
+                        {
+                            "id": event.id,
+                            "idempotency_key": None,
+                            "type": event.type,
+                            "body": event.body,
+                            "deliveries": len(event.sent),
+                            "created_at": event.created_at,
+                        }
+                        for event in called
+                    ],
+                )
+            )
+            .scalars()
+            .all()
+        )
+        sent = [
+            (seq, event.created_at, delivery)
+            for seq, event in zip(sequence_numbers, called, strict=True)
+            for delivery in event.sent
+        ]
+        delivery_ids = (
+            (
+                await conn.execute(
+                    insert(deliveries).returning(deliveries.c.id, sort_by_parameter_order=True),
+                    [
+                        {
+                            "event_seq": seq,
+                            "webhook_id": delivery.webhook_id,
+                            "state": delivery.state,
+                            "attempts": len(delivery.attempts),
+                            "due_at": now,
+                            "created_at": created_at,
+                            "updated_at": now,
+                            "last_status_code": delivery.attempts[-1].status_code,
+                            "last_error": delivery.attempts[-1].error,
+                        }
+                        for seq, created_at, delivery in sent
+                    ],
+                )
+            )
+            .scalars()
+            .all()
+        )
+        await conn.execute(
+            insert(attempts),
+            [
+                {
+                    "delivery_id": delivery_id,
+                    "number": attempt.number,
+                    "started_at": attempt.started_at,
+                    "duration_ms": attempt.duration_ms,
+                    "status_code": attempt.status_code,
+                    "response_body": attempt.response_body,
+                    "error": attempt.error,
+                }
+                for delivery_id, (_, _, delivery) in zip(delivery_ids, sent, strict=True)
+                for attempt in delivery.attempts
+            ],
+        )

@@ -85,10 +85,9 @@ async def _reset_postgres(url: str) -> None:
         await db.close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    """A migrated, empty store on each backend."""
-    if request.param == "sqlite":
+async def migrated_store_url(backend: str, tmp_path: Any) -> str:
+    """A migrated, empty store: a new SQLite file, or the emptied PostgreSQL test database."""
+    if backend == "sqlite":
         url = f"sqlite:///{tmp_path}/hookd.db"
         db = Database(url, pool_size=1)
         await migrate.upgrade(db)
@@ -100,6 +99,12 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
         pytest.skip("PostgreSQL half skipped: HOOKD_TEST_DATABASE_URL is not set")
     await _reset_postgres(POSTGRES_URL)
     return POSTGRES_URL
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """A migrated, empty store on each backend."""
+    return await migrated_store_url(request.param, tmp_path)
 
 
 @pytest.fixture
@@ -311,11 +316,6 @@ def unused_port() -> int:
 
 
 @pytest.fixture
-async def postgres_url() -> str:
+async def postgres_url(tmp_path: Any) -> str:
     """An empty, migrated PostgreSQL store (for tests that need several processes)."""
-    if not POSTGRES_URL:
-        if REQUIRE_POSTGRES:
-            pytest.fail("HOOKD_REQUIRE_POSTGRES=1 but HOOKD_TEST_DATABASE_URL is not set")
-        pytest.skip("PostgreSQL half skipped: HOOKD_TEST_DATABASE_URL is not set")
-    await _reset_postgres(POSTGRES_URL)
-    return POSTGRES_URL
+    return await migrated_store_url("postgresql", tmp_path)

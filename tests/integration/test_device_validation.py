@@ -22,11 +22,11 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from conftest import POSTGRES_URL, REQUIRE_POSTGRES, _login, _reset_postgres
+from conftest import _login, migrated_store_url
 from hookd.api.app import create_app
 from hookd.config import load_settings
 from hookd.domain.credentials import hash_password
-from hookd.store import accounts, migrate
+from hookd.store import accounts
 from hookd.store.database import Database
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -115,26 +115,10 @@ class Shared:
         assert await self.entity(self.target) == self.target_entity
 
 
-async def _store_url(backend: str, tmp: Path) -> str:
-    """conftest's `database_url`, for a module-scoped store (that fixture is per test)."""
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp}/hookd.db"
-        db = Database(url, pool_size=1)
-        await migrate.upgrade(db)
-        await db.close()
-        return url
-    if not POSTGRES_URL:
-        if REQUIRE_POSTGRES:
-            pytest.fail("HOOKD_REQUIRE_POSTGRES=1 but HOOKD_TEST_DATABASE_URL is not set")
-        pytest.skip("PostgreSQL half skipped: HOOKD_TEST_DATABASE_URL is not set")
-    await _reset_postgres(POSTGRES_URL)
-    return POSTGRES_URL
-
-
 @asynccontextmanager
 async def running_app(backend: str, tmp: Path) -> AsyncIterator[Shared]:
     """An app on a fresh store of `backend`, with an admin, a user and a target webhook."""
-    url = await _store_url(backend, tmp)
+    url = await migrated_store_url(backend, tmp)
     db = Database(url, pool_size=1)
     await accounts.create_user(db, "admin", hash_password(ADMIN_PASSWORD), "admin")
     await accounts.create_user(db, "user", hash_password(USER_PASSWORD), "user")

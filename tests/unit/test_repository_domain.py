@@ -228,3 +228,16 @@ def test_what_is_tried_again_and_how_bodies_come_back() -> None:
     assert response_body("plain") == "plain"
     assert response_body('{"cut') == '{"cut'
     assert response_body(None) is None
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        lambda: parse_repository_webhook({**MINIMAL, "uri": "/hook\n"}),
+        lambda: parse_repository_webhook({**MINIMAL, "apiKey": "key\n"}),
+    ],
+    ids=["relative-uri", "api-key"],
+)
+def test_a_trailing_newline_is_refused(check: Any) -> None:
+    with pytest.raises(InvalidField):
+        check()

@@ -34,9 +34,9 @@ REPOSITORY_NOT_FOUND = 240300
 
 # Repository and event ids: URL-unreserved characters only, so they sit in paths and in the
 # topic `<repoId>/<eventId>` (at most 201 characters) without escaping or ambiguity.
-ID_PATTERN = re.compile(r"^[A-Za-z0-9._~-]{1,100}$")
+ID_PATTERN = re.compile(r"[A-Za-z0-9._~-]{1,100}")
 ID_RULE = "must be 1 to 100 characters of A-Z a-z 0-9 . _ ~ -"
-UUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 NONE, STATUS, STATUS_AND_BODY = "NONE", "STATUS", "STATUS_AND_BODY"
 SYNCHRONOUS = frozenset({STATUS, STATUS_AND_BODY})
@@ -50,7 +50,7 @@ MAX_CATEGORY_LENGTH = 200
 MAX_RESTRICTIONS = 100
 MAX_API_KEY_LENGTH = 1000
 # Visible ASCII: an API key goes into `Authorization: Bearer <apiKey>` as it is.
-API_KEY_PATTERN = re.compile(r"^[\x21-\x7E]+$")
+API_KEY_PATTERN = re.compile(r"[\x21-\x7E]+")
 MAX_WEBHOOKS_PER_EVENT = 1000
 
 
@@ -112,18 +112,18 @@ def idempotency_key(repository_id: str, event_id: str, given_id: str) -> str:
 
 
 def check_id(value: str, field: str) -> str:
-    if not ID_PATTERN.match(value):
+    if not ID_PATTERN.fullmatch(value):
         raise InvalidField(field, ID_RULE)
     return value
 
 
 def is_id(value: str) -> bool:
-    return ID_PATTERN.match(value) is not None
+    return ID_PATTERN.fullmatch(value) is not None
 
 
 def canonical_uuid(value: str) -> str | None:
     """A webhook id as stored (lower case), or None when `value` is no UUID."""
-    return value.lower() if UUID_PATTERN.match(value) else None
+    return value.lower() if UUID_PATTERN.fullmatch(value) else None
 
 
 def matches_category(categories: tuple[str, ...], category: str | None) -> bool:
@@ -139,7 +139,7 @@ def check_uri(uri: str) -> str:
     if uri.startswith("/"):
         if uri.startswith("//"):
             raise ValueError("must be an absolute http(s) URI or a path beginning with one /")
-        if not re.match(r"^/\S*$", uri):
+        if not re.fullmatch(r"/\S*", uri):
             raise ValueError("must not contain whitespace")
         return uri
     try:
@@ -257,7 +257,7 @@ class RepositoryWebhookSpec(BaseModel):
     @field_validator("apiKey")
     @classmethod
     def _api_key(cls, value: str | None) -> str | None:
-        if value is not None and not API_KEY_PATTERN.match(value):
+        if value is not None and not API_KEY_PATTERN.fullmatch(value):
             raise ValueError("may hold only visible ASCII characters (no spaces)")
         return value
 

@@ -41,7 +41,6 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit is on disk before it returns, so an accepted event survives power loss.
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=10000")
@@ -49,9 +48,12 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(connection: Any) -> None:
-        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-        if mode is not None:  # None: reads, each statement on its own (WAL keeps it consistent)
-            connection.exec_driver_sql(f"BEGIN {mode}")
+        options = connection.get_execution_options()
+        mode = options.get("sqlite_begin", "DEFERRED")
+        if mode is None:  # reads: each statement on its own (WAL keeps it consistent)
+            return
+        connection.exec_driver_sql(f"PRAGMA synchronous={options.get('sqlite_sync', 'FULL')}")
+        connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 class Database:
@@ -87,14 +89,23 @@ class Database:
             yield conn
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction, committed when the block ends without an exception."""
+    async def transaction(self, *, durable: bool = True) -> AsyncIterator[AsyncConnection]:
+        """A write transaction, committed when the block ends without an exception.
+
+        A durable commit is on disk when it returns (an accepted event survives power loss).
+        The worker's bookkeeping (claims, outcomes) need not be: if such a commit is lost, the
+        delivery is simply sent again, so it skips the wait for the disk.
+        """
         if self._write_lock is None:
             async with self.engine.begin() as conn:
+                if not durable:
+                    await conn.execute(text("SET LOCAL synchronous_commit = off"))
                 yield conn
             return
         async with self._write_lock, self.engine.connect() as conn:
-            conn = await conn.execution_options(sqlite_begin="IMMEDIATE")
+            conn = await conn.execution_options(
+                sqlite_begin="IMMEDIATE", sqlite_sync="FULL" if durable else "NORMAL"
+            )
             async with conn.begin():
                 yield conn
 

@@ -162,7 +162,7 @@ async def record_synchronous(db: Database, called: Sequence[CalledEvent], now: f
     called = [event for event in called if event.sent]
     if not called:
         return
-    async with db.transaction() as conn:
+    async with db.transaction(durable=False) as conn:
         sequence_numbers = (
             (
                 await conn.execute(

@@ -96,7 +96,7 @@ class Outcome:
 
 async def claim_due(db: Database, limit: int, now: float, lease: float) -> list[Claimed]:
     params = {"now": now, "limit": limit, "lease_until": now + lease}
-    async with db.transaction() as conn:
+    async with db.transaction(durable=False) as conn:
         if db.is_sqlite:
             ids = (await conn.execute(_CLAIM_SQLITE, params)).scalars().all()
             if not ids:
@@ -164,7 +164,7 @@ async def record_outcomes(
     succeeded = {o.webhook_id for o in outcomes if o.attempt is not None and o.state == "succeeded"}
     failing = {o.webhook_id for o in outcomes if o.attempt is not None and o.state != "succeeded"}
     failing -= succeeded
-    async with db.transaction() as conn:
+    async with db.transaction(durable=False) as conn:
         await _finish(db, conn, outcomes, now)
         if succeeded:
             await conn.execute(

@@ -22,7 +22,7 @@ LIMIT :limit
 async def prune_finished(db: Database, cutoff: float, limit: int = 1000) -> int:
     """Delete up to `limit` finished events created before `cutoff`, with their deliveries and
     attempts; returns how many events."""
-    async with db.transaction() as conn:
+    async with db.transaction(durable=False) as conn:
         seqs = list((await conn.execute(_PRUNABLE, {"cutoff": cutoff, "limit": limit})).scalars())
         if not seqs:
             return 0

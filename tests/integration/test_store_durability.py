@@ -1,0 +1,23 @@
+"""Durable commits wait for the disk; the worker's bookkeeping commits need not."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from hookd.store.database import Database
+
+
+async def commit_setting(db: Database, *, durable: bool) -> str:
+    async with db.transaction(durable=durable) as conn:
+        if db.is_sqlite:
+            level = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar()
+            return {2: "FULL", 1: "NORMAL"}.get(int(level or 0), str(level))
+        return str((await conn.execute(text("SHOW synchronous_commit"))).scalar())
+
+
+async def test_durable_commits_are_synchronous(db: Database) -> None:
+    expected = "FULL" if db.is_sqlite else "on"
+    assert await commit_setting(db, durable=True) == expected
+    # Switching back and forth on pooled connections keeps each transaction's own setting.
+    assert await commit_setting(db, durable=False) == ("NORMAL" if db.is_sqlite else "off")
+    assert await commit_setting(db, durable=True) == expected

@@ -32,10 +32,11 @@ from hookd.store.database import Database
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SEED_NAME = "000_ba6a6f5f681fdaa5.txt"
+# The specifications sit in `shared/seeds/` beside the repository (as in CI), or where
+# HOOKD_SEED_DIR says.
 _SEED_DIRS = (
     os.environ.get("HOOKD_SEED_DIR", ""),
-    "/work/shared/seeds",
-    str(Path(__file__).resolve().parents[2] / "docs" / "seeds"),
+    str(Path(__file__).resolve().parents[3] / "shared" / "seeds"),
 )
 
 

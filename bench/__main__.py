@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -70,7 +71,22 @@ def _run(cfg: BenchConfig, results: dict[str, Any]) -> int:
             receiver.close()
     if cfg.backlog_rows:
         results["backlog"] = run_backlog(list(cfg.backends), cfg.backlog_rows)
+    if not cfg.quick and "sqlite" in cfg.backends:
+        results["trigger_overhead"] = _trigger_overhead()
     return code
+
+
+def _trigger_overhead() -> list[str]:
+    """The blocking trigger's own latency (bench/trigger_overhead.py), on SQLite."""
+    say("trigger overhead: 1000 sequential blocking triggers, SQLite")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.trigger_overhead", "-n", "1000"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    lines = done.stdout.strip().splitlines()
+    for line in lines:
+        say(f"trigger overhead: {line}")
+    return lines
 
 
 def _add_cpu_ratio(run: dict[str, Any], ceiling: dict[str, Any] | None) -> None:

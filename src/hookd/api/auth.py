@@ -33,9 +33,15 @@ def _bearer(request: Request) -> str:
 
 
 async def current_user(request: Request, hookd: Services = Depends(services)) -> User:
-    user = await accounts.user_for_token(hookd.db, token_digest(_bearer(request)), time.time())
-    if user is None:
+    digest, now = token_digest(_bearer(request)), time.time()
+    user = hookd.tokens.get(digest, now)
+    if user is not None:
+        return user
+    found = await accounts.find_token(hookd.db, digest, now)
+    if found is None:
         raise login_required()
+    user, expires_at = found
+    hookd.tokens.put(digest, user, expires_at, now)
     return user
 
 
@@ -96,5 +102,7 @@ async def login(request: Request, hookd: Hookd) -> Json:
     responses=UNAUTHORIZED,
 )
 async def logout(request: Request, user: AnyUser, hookd: Hookd) -> Response:
-    await accounts.revoke_token(hookd.db, token_digest(_bearer(request)))
+    digest = token_digest(_bearer(request))
+    hookd.tokens.forget(digest)
+    await accounts.revoke_token(hookd.db, digest)
     return Response(status_code=204)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
+from hookd.api.token_cache import TokenCache
 from hookd.config import Settings
 from hookd.delivery.sender import Sender
 from hookd.store.database import Database
@@ -16,6 +17,7 @@ class Services:
     settings: Settings
     db: Database
     sender: Sender
+    tokens: TokenCache = field(default_factory=TokenCache)
 
 
 async def services(request: Request) -> Services:

@@ -70,16 +70,22 @@ async def store_token(db: Database, user_id: int, digest: str, expires_at: float
         )
 
 
-async def user_for_token(db: Database, digest: str, now: float) -> User | None:
+async def find_token(db: Database, digest: str, now: float) -> tuple[User, float] | None:
+    """The user a live token belongs to, and when the token expires."""
     async with db.read() as conn:
         row = (
             await conn.execute(
-                select(users.c.id, users.c.username, users.c.role)
+                select(users.c.id, users.c.username, users.c.role, tokens.c.expires_at)
                 .join(tokens, tokens.c.user_id == users.c.id)
                 .where(tokens.c.token_hash == digest, tokens.c.expires_at > now)
             )
         ).first()
-    return None if row is None else User(row.id, row.username, row.role)
+    return None if row is None else (User(row.id, row.username, row.role), row.expires_at)
+
+
+async def user_for_token(db: Database, digest: str, now: float) -> User | None:
+    found = await find_token(db, digest, now)
+    return None if found is None else found[0]
 
 
 async def revoke_token(db: Database, digest: str) -> None:

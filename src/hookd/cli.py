@@ -45,6 +45,7 @@ def _use_uvloop() -> None:
 
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _version(value: bool) -> None:

@@ -34,6 +34,8 @@ log = logging.getLogger("hookd.worker")
 PRUNE_EVERY = 60.0
 # Outcomes are written after lingering this long for others to join them in one transaction.
 RECORD_LINGER = 0.005
+# On stop, how long to keep trying to record what was sent before giving up on the store.
+SHUTDOWN_RECORD_SECONDS = 30.0
 
 
 class Worker:
@@ -61,7 +63,6 @@ class Worker:
         self._min_claim = max(1, min(self.batch_size, self.capacity) // 4)
         self._next_due: float | None = None
         self._stopping = False
-        self._stopped = asyncio.Event()
 
     def wake(self) -> None:
         self._wake.set()
@@ -82,9 +83,10 @@ class Worker:
         try:
             await self._claim_loop()
             await self._to_send.join()
-            while self._unrecorded:
-                self._outcomes_ready.set()
-                await self._room_freed()
+            try:
+                await asyncio.wait_for(self._recorded_all(), SHUTDOWN_RECORD_SECONDS)
+            except TimeoutError:  # the store is away: their leases will bring them back
+                log.warning("stopping with %d outcomes unrecorded", self._unrecorded)
         finally:
             recorder.cancel()
             for helper in (listener, pruner, *senders):
@@ -93,7 +95,11 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await recorder
             await self.sender.close()
-            self._stopped.set()
+
+    async def _recorded_all(self) -> None:
+        while self._unrecorded:
+            self._outcomes_ready.set()
+            await self._room_freed()
 
     async def _room_freed(self) -> None:
         self._room.clear()

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import machine
+from bench import machine, publish_only
 from bench.backlog import run_backlog
 from bench.ceiling import run_ceiling
 from bench.config import BenchConfig, parse_args
@@ -73,7 +73,26 @@ def _run(cfg: BenchConfig, results: dict[str, Any]) -> int:
         results["backlog"] = run_backlog(list(cfg.backends), cfg.backlog_rows)
     if not cfg.quick and "sqlite" in cfg.backends:
         results["trigger_overhead"] = _trigger_overhead()
+    if not cfg.quick:
+        results["publish_only"] = _publish_only(cfg.backends)
     return code
+
+
+def _publish_only(backends: tuple[str, ...]) -> dict[str, Any]:
+    """The publish API with nothing delivering beside it (bench/publish_only.py)."""
+    found: dict[str, Any] = {}
+    for backend in backends:
+        say(f"publish only: {backend}, serve --no-worker, 100 requests of 100 events")
+        if backend == "sqlite":
+            found[backend] = publish_only.run(None, 100, 4)
+        else:
+            database = ThrowAwayDatabase()
+            if database.available() is not None:
+                continue
+            with database:
+                found[backend] = publish_only.run(database.url, 100, 4)
+        say(f"publish only: {backend}: {found[backend]}")
+    return found
 
 
 def _trigger_overhead() -> list[str]:

@@ -154,7 +154,12 @@ def reset_postgres(url: str) -> None:
 
 
 def start_hookd(
-    binary: str, workdir: Path, database_url: str, password: str, port: int
+    binary: str,
+    workdir: Path,
+    database_url: str,
+    password: str,
+    port: int,
+    *extra: str,
 ) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKD_")}
     env.update(
@@ -167,7 +172,7 @@ def start_hookd(
     log = open(workdir / "hookd.log", "wb")  # noqa: SIM115 - the child keeps it
     try:
         return subprocess.Popen(
-            [binary, "serve", "--port", str(port)],
+            [binary, "serve", "--port", str(port), *extra],
             cwd=workdir,
             env=env,
             stdin=subprocess.DEVNULL,

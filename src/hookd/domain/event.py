@@ -16,10 +16,6 @@ MAX_EVENT_ID_LENGTH = 255
 _EVENT_FIELDS = frozenset({"type", "data", "id"})
 
 
-class EventTooLarge(ValueError):
-    pass
-
-
 def new_event_id() -> str:
     return f"evt_{uuid.uuid4().hex}"
 

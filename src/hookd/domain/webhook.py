@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 ACTIVE = "active"
 DISABLED = "disabled"
@@ -35,4 +35,3 @@ class Webhook(WebhookFields):
     created_at: int = 0
     updated_at: int = 0
     disabled_reason: str | None = None
-    extra: dict[str, object] = field(default_factory=dict)

@@ -121,7 +121,6 @@ events = Table(
 #
 # A delivery's `due_at` is when it may next be claimed: for a `delivering` row that is the end of
 # its lease, so one partial index serves new, retrying and abandoned deliveries alike.
-CLAIMABLE = ("pending", "retrying", "delivering")
 _claimable = text("state IN ('pending', 'retrying', 'delivering')")
 
 deliveries = Table(

@@ -70,3 +70,29 @@ async def test_outcomes_finishing_while_others_are_written_are_not_lost(
         worker.stop()
         sender.gate.set()
         await asyncio.wait_for(running, 10)
+
+
+async def test_stop_gives_up_recording_when_the_store_is_away(
+    db: Database, make_settings: Any, monkeypatch: Any
+) -> None:
+    import hookd.delivery.worker as worker_module
+
+    await webhooks.create_webhook(
+        db, WebhookFields(url="http://127.0.0.1:9/", topics=("log.door_was_opened",))
+    )
+    await publish(db, [NewEvent("e", "log.door_was_opened", b"{}")], time.time())
+
+    async def store_away(*_: Any) -> list[int]:
+        raise OSError("the store is away")
+
+    monkeypatch.setattr(worker_module, "record_outcomes", store_away)
+    monkeypatch.setattr(worker_module, "SHUTDOWN_RECORD_SECONDS", 0.5)
+    sender = GatedSender(released=1)
+    worker = Worker(db, make_settings(poll_interval="50ms"), sender=sender)  # type: ignore[arg-type]
+    running = asyncio.create_task(worker.run())
+    deadline = time.monotonic() + 5
+    while sender.started == 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    worker.stop()
+    await asyncio.wait_for(running, 5)  # returns although nothing could be recorded
+    assert (await states(db)) == {"delivering": 1}  # its lease will bring it back

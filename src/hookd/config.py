@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     retention: Annotated[float, NoDecode] = 30 * 86400.0
     # How long a claimed delivery stays with its worker; must exceed the longest attempt.
     worker_lease: Annotated[float, NoDecode] = 90.0
-    worker_concurrency: int = Field(256, ge=1, le=10_000)
+    worker_concurrency: int = Field(128, ge=1, le=10_000)
     worker_batch_size: int = Field(200, ge=1, le=5_000)
     max_event_bytes: int = Field(1024 * 1024, ge=1024)
     ssrf_guard: bool = True

@@ -1,7 +1,8 @@
 """The worker loop: claim due deliveries, send them concurrently, record outcomes in batches.
 
 Three cooperating parts run in one event loop:
-- the claim loop takes batches of due deliveries while fewer than `capacity` are being sent;
+- the claim loop keeps up to a batch of claimed deliveries waiting for a sender, so senders
+  never wait for a claim's round trip (claims top the queue up when it is half empty);
 - `capacity` senders take claimed deliveries from a queue, make the HTTP attempt and decide
   what becomes of each (a fixed pool: a task per delivery cost more CPU than the send itself);
 - the recorder writes all outcomes gathered so far in one transaction.
@@ -59,8 +60,10 @@ class Worker:
         self._unrecorded = 0  # claimed and not yet recorded: being sent, or waiting to be written
         self._to_send: asyncio.Queue[Claimed] = asyncio.Queue()
         self._busy = 0  # senders making an attempt now
-        # Claim only when this much room is free, so that claims come in batches, not one by one.
-        self._min_claim = max(1, min(self.batch_size, self.capacity) // 4)
+        # Claim when the waiting queue is down to this, so that claims come in batches.
+        self._low_water = self.batch_size // 2
+        # Claimed but not yet recorded; past this, claiming waits for the database to catch up.
+        self._max_unrecorded = 2 * (self.capacity + self.batch_size)
         self._next_due: float | None = None
         self._stopping = False
 
@@ -107,12 +110,12 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
-            room = self.capacity - self._busy - self._to_send.qsize()
-            if room < self._min_claim or self._unrecorded >= 4 * self.capacity:
+            waiting = self._to_send.qsize()
+            if waiting > self._low_water or self._unrecorded >= self._max_unrecorded:
                 await self._room_freed()
                 continue
             self._wake.clear()
-            limit = min(self.batch_size, room)
+            limit = self.batch_size - waiting
             try:
                 claimed = await claim_due(self.db, limit, time.time(), self.lease)
             except Exception:

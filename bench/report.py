@@ -183,12 +183,13 @@ def _throughput_table(results: dict[str, Any]) -> Table:
 
 def _latency_table(results: dict[str, Any]) -> Table:
     t = Table(
-        title="Latency: single events at a fixed rate (publish sent → arrival, ms; "
+        title="Latency at a fixed event rate (publish sent → arrival, ms; "
         "call = the POST /api/v1/events round trip)"
     )
     for col in (
         "run",
         "target/s",
+        "per call",
         "achieved/s",
         "arrived/expected",
         "p50",
@@ -209,6 +210,7 @@ def _latency_table(results: dict[str, Any]) -> Table:
         t.add_row(
             backend,
             _n(lat["rate_events_per_s"], 1),
+            _n(lat.get("events_per_request", 1)),
             _n(lat["publish"]["events_per_s"], 1)
             + (" (saturated)" if lat.get("saturated") else ""),
             f"{_n(d['arrived'])}/{_n(d['expected'])}",

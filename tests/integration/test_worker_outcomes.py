@@ -96,3 +96,31 @@ async def test_stop_gives_up_recording_when_the_store_is_away(
     worker.stop()
     await asyncio.wait_for(running, 5)  # returns although nothing could be recorded
     assert (await states(db)) == {"delivering": 1}  # its lease will bring it back
+
+
+async def test_claims_stop_at_the_senders_plus_one_round_waiting(
+    db: Database, make_settings: Any
+) -> None:
+    """With every sender stuck, a worker holds `capacity` in flight and at most as many waiting:
+    a waiting delivery goes out within one round of sends, well inside its lease."""
+    await webhooks.create_webhook(
+        db, WebhookFields(url="http://127.0.0.1:9/", topics=("log.door_was_opened",))
+    )
+    await publish(db, [NewEvent(f"e{n}", "log.door_was_opened", b"{}") for n in range(40)],
+                  time.time())  # fmt: skip
+    sender = GatedSender(released=0)
+    settings = make_settings(worker_concurrency=4, worker_batch_size=50, poll_interval="20ms")
+    worker = Worker(db, settings, sender=sender)  # type: ignore[arg-type]
+    running = asyncio.create_task(worker.run())
+    try:
+        await wait_for_state(db, "delivering", 8)
+        await asyncio.sleep(0.3)  # several poll intervals: time enough to claim more, if it would
+        found = await states(db)
+        assert sender.started == 4
+        assert found == {"delivering": 8, "pending": 32}, found
+    finally:
+        worker.stop()
+        sender.gate.set()
+        await asyncio.wait_for(running, 10)
+    # Stopping sends and records what it holds, and claims nothing more.
+    assert (await states(db)) == {"succeeded": 8, "pending": 32}

@@ -1,8 +1,8 @@
 """The worker loop: claim due deliveries, send them concurrently, record outcomes in batches.
 
 Three cooperating parts run in one event loop:
-- the claim loop keeps up to a batch of claimed deliveries waiting for a sender, so senders
-  never wait for a claim's round trip (claims top the queue up when it is half empty);
+- the claim loop keeps up to a batch of claimed deliveries (at most `capacity`) waiting for a
+  sender, so senders never wait for a claim's round trip;
 - `capacity` senders take claimed deliveries from a queue, make the HTTP attempt and decide
   what becomes of each (a fixed pool: a task per delivery cost more CPU than the send itself);
 - the recorder writes all outcomes gathered so far in one transaction.
@@ -60,8 +60,9 @@ class Worker:
         self._unrecorded = 0  # claimed and not yet recorded: being sent, or waiting to be written
         self._to_send: asyncio.Queue[Claimed] = asyncio.Queue()
         self._busy = 0  # senders making an attempt now
-        # Claim when the waiting queue is down to this, so that claims come in batches.
-        self._low_water = self.batch_size // 2
+        # Claimed deliveries wait for a sender at most one round of sends: with every sender
+        # stuck on a slow receiver, a waiting delivery still goes out well inside its lease.
+        self._prefetch = min(self.batch_size, self.capacity)
         # Claimed but not yet recorded; past this, claiming waits for the database to catch up.
         self._max_unrecorded = 2 * (self.capacity + self.batch_size)
         self._next_due: float | None = None
@@ -111,11 +112,12 @@ class Worker:
     async def _claim_loop(self) -> None:
         while not self._stopping:
             waiting = self._to_send.qsize()
-            if waiting > self._low_water or self._unrecorded >= self._max_unrecorded:
+            # Top up when half the prefetch is gone, so that claims come in batches.
+            if waiting > self._prefetch // 2 or self._unrecorded >= self._max_unrecorded:
                 await self._room_freed()
                 continue
             self._wake.clear()
-            limit = self.batch_size - waiting
+            limit = self._prefetch - waiting
             try:
                 claimed = await claim_due(self.db, limit, time.time(), self.lease)
             except Exception:
@@ -132,6 +134,7 @@ class Worker:
         while True:
             claimed = await self._to_send.get()
             self._busy += 1
+            self._room.set()  # the waiting queue shrank: the claim loop may top it up
             try:
                 outcome = await self._deliver(claimed)
                 # Append only now: the recorder swaps in a new list while we were sending.

@@ -46,10 +46,12 @@ class HookdProcesses:
         workers: int,
         binary: str | None = None,
         settings: dict[str, str] | None = None,
+        serve_args: tuple[str, ...] = (),
     ) -> None:
         self.workdir = workdir
         self.database_url = database_url
         self.workers = workers
+        self.serve_args = serve_args
         self.port = free_port()
         self.password = secrets.token_urlsafe(18)
         self.binary = hookd_binary(binary)
@@ -95,7 +97,7 @@ class HookdProcesses:
         t1 = time.monotonic()
         self.group.start(
             "serve",
-            [self.binary, "serve"],
+            [self.binary, "serve", *self.serve_args],
             log=self.workdir / "serve.log",
             cwd=self.workdir,
             env=self.env,
@@ -103,13 +105,7 @@ class HookdProcesses:
         self.wait_healthy()
         t2 = time.monotonic()
         for n in range(1, self.workers):
-            self.group.start(
-                f"worker-{n}",
-                [self.binary, "worker"],
-                log=self.workdir / f"worker-{n}.log",
-                cwd=self.workdir,
-                env=self.env,
-            )
+            self.start_worker(n)
         self.wait_settled()
         self.check_alive()
         self.startup_s = {
@@ -121,6 +117,17 @@ class HookdProcesses:
             f"hookd: serve on {self.base_url} + {self.workers - 1} worker process(es); "
             f"migrate {t1 - t0:.1f}s, serve healthy after {t2 - t1:.1f}s"
         )
+
+    def start_worker(self, n: int) -> int:
+        """Starts `hookd worker` number ``n``; returns its pid."""
+        proc = self.group.start(
+            f"worker-{n}",
+            [self.binary, "worker"],
+            log=self.workdir / f"worker-{n}.log",
+            cwd=self.workdir,
+            env=self.env,
+        )
+        return proc.pid
 
     def wait_healthy(self) -> None:
         deadline = time.monotonic() + HEALTH_TIMEOUT_S

@@ -3,42 +3,48 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hookd.store.database import Database
+from hookd.store.database import NOTIFY_CHANNEL, Database
 from hookd.store.schema import events, webhook_topics, webhooks
 
 IDEMPOTENCY_WINDOW = 24 * 3600.0
 
 Subscriber = tuple[int, tuple[str, ...]]  # webhook id, the categories it is restricted to
+EventRow = tuple[str, str | None, str, bytes, int]  # id, idempotency key, topic, body, deliveries
 
-# Publishing writes many rows at once, set-based: PostgreSQL gets one statement over `unnest()`
-# of arrays, SQLite the driver's `executemany`, which loops in C (docs/performance.md).
-_PG_NEXT_SEQS = text(
-    "SELECT nextval(pg_get_serial_sequence('events', 'seq')) FROM generate_series(1, :n)"
+# Publishing writes many rows at once, set-based. PostgreSQL gets one statement for the events,
+# their deliveries and the workers' wake-up, over `unnest()` of arrays: every round trip waits
+# for a pass of a busy event loop (docs/performance.md). SQLite gets the driver's `executemany`,
+# which loops in C.
+_PG_INSERT = text("""
+WITH input AS MATERIALIZED (
+    SELECT nextval(pg_get_serial_sequence('events', 'seq')) AS seq, u.*
+    FROM unnest(CAST(:id AS text[]), CAST(:key AS text[]), CAST(:type AS text[]),
+                CAST(:body AS bytea[]), CAST(:deliveries AS int[]))
+         WITH ORDINALITY AS u(id, idempotency_key, type, body, deliveries, n)
+), stored AS (
+    INSERT INTO events (seq, id, idempotency_key, type, body, deliveries, created_at)
+    SELECT seq, id, idempotency_key, type, body, deliveries, :now FROM input
+), queued AS (
+    INSERT INTO deliveries (event_seq, webhook_id, state, due_at, created_at, updated_at)
+    SELECT input.seq, d.webhook_id, 'pending', :now, :now, :now
+    FROM unnest(CAST(:event_n AS bigint[]), CAST(:webhook_id AS bigint[]))
+         WITH ORDINALITY AS d(n, webhook_id, position)
+    JOIN input ON input.n = d.n
+    ORDER BY d.position
 )
-_PG_INSERT_EVENTS = text("""
-INSERT INTO events (seq, id, idempotency_key, type, body, deliveries, created_at)
-SELECT seq, id, idempotency_key, type, body, deliveries, :now
-FROM unnest(CAST(:seq AS bigint[]), CAST(:id AS text[]), CAST(:key AS text[]),
-            CAST(:type AS text[]), CAST(:body AS bytea[]), CAST(:deliveries AS int[]))
-     AS u(seq, id, idempotency_key, type, body, deliveries)
+SELECT CASE WHEN cardinality(CAST(:webhook_id AS bigint[])) > 0
+            THEN pg_notify(:channel, '') END
 """)
 _SQLITE_INSERT_EVENTS = (
     "INSERT INTO events (seq, id, idempotency_key, type, body, deliveries, created_at) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
-
-_PG_INSERT_DELIVERIES = text("""
-INSERT INTO deliveries (event_seq, webhook_id, state, due_at, created_at, updated_at)
-SELECT event_seq, webhook_id, 'pending', :now, :now, :now
-FROM unnest(CAST(:event_seq AS bigint[]), CAST(:webhook_id AS bigint[])) AS u(event_seq, webhook_id)
-""")
 _SQLITE_INSERT_DELIVERIES = (
     "INSERT INTO deliveries (event_seq, webhook_id, state, due_at, created_at, updated_at) "
     "VALUES (?, ?, 'pending', ?, ?, ?)"
@@ -86,13 +92,13 @@ async def publish(db: Database, new_events: list[NewEvent], now: float) -> list[
 
         subscribers = await _subscribers(conn, {event.topic for _, event in fresh})
         targets = [_targets(event, subscribers[event.topic]) for _, event in fresh]
-        seqs = await _insert_events(db, conn, fresh, targets, now)
-        event_seqs = [seq for seq, hooks in zip(seqs, targets, strict=True) for _ in hooks]
-        if event_seqs:
-            webhook_ids = [hook for hooks in targets for hook in hooks]
-            await _insert_deliveries(db, conn, event_seqs, webhook_ids, now)
-            await db.notify_workers(conn)
-            queued = len(event_seqs)
+        rows = [
+            (event.id, event.idempotency_key, event.topic, event.body, len(hooks))
+            for (_, event), hooks in zip(fresh, targets, strict=True)
+        ]
+        if rows:
+            insert = _insert_sqlite if db.is_sqlite else _insert_postgres
+            queued = await insert(conn, rows, targets, now)
         for (index, event), webhook_ids in zip(fresh, targets, strict=True):
             results[index] = Published(event.id, len(webhook_ids))
     if queued:
@@ -155,62 +161,43 @@ def _targets(event: NewEvent, subscribers: list[Subscriber]) -> list[int]:
     ]
 
 
-async def _insert_events(
-    db: Database,
-    conn: AsyncConnection,
-    fresh: list[tuple[int, NewEvent]],
-    targets: list[list[int]],
-    now: float,
-) -> list[int]:
-    """Insert events; returns their `seq` numbers in the order of `rows`."""
-    rows = [
-        (event.id, event.idempotency_key, event.topic, event.body, len(hooks))
-        for (_, event), hooks in zip(fresh, targets, strict=True)
+async def _insert_sqlite(
+    conn: AsyncConnection, rows: list[EventRow], targets: list[list[int]], now: float
+) -> int:
+    """Insert the events and one `pending` delivery per target; returns the deliveries."""
+    # The transaction holds SQLite's write lock, so nobody else can take these numbers.
+    last = (await conn.exec_driver_sql("SELECT COALESCE(max(seq), 0) FROM events")).scalar_one()
+    seqs = range(int(last) + 1, int(last) + 1 + len(rows))
+    await conn.exec_driver_sql(
+        _SQLITE_INSERT_EVENTS, [(seq, *row, now) for seq, row in zip(seqs, rows, strict=True)]
+    )
+    pairs = [
+        (seq, hook, now, now, now)
+        for seq, hooks in zip(seqs, targets, strict=True)
+        for hook in hooks
     ]
-    if not rows:
-        return []
-    if db.is_sqlite:
-        # The transaction holds SQLite's write lock, so nobody else can take these numbers.
-        last = (await conn.exec_driver_sql("SELECT COALESCE(max(seq), 0) FROM events")).scalar()
-        seqs = list(range(int(last or 0) + 1, int(last or 0) + 1 + len(rows)))
-        await conn.exec_driver_sql(
-            _SQLITE_INSERT_EVENTS,
-            [(seq, *row, now) for seq, row in zip(seqs, rows, strict=True)],
-        )
-        return seqs
-    seqs = list((await conn.execute(_PG_NEXT_SEQS, {"n": len(rows)})).scalars())
+    if pairs:
+        await conn.exec_driver_sql(_SQLITE_INSERT_DELIVERIES, pairs)
+    return len(pairs)
+
+
+async def _insert_postgres(
+    conn: AsyncConnection, rows: list[EventRow], targets: list[list[int]], now: float
+) -> int:
+    """The same in one statement, which also wakes the workers when it queued deliveries."""
+    event_n = [n for n, hooks in enumerate(targets, start=1) for _ in hooks]
     await conn.execute(
-        _PG_INSERT_EVENTS,
+        _PG_INSERT,
         {
-            "seq": seqs,
             "id": [row[0] for row in rows],
             "key": [row[1] for row in rows],
             "type": [row[2] for row in rows],
             "body": [row[3] for row in rows],
             "deliveries": [row[4] for row in rows],
+            "event_n": event_n,
+            "webhook_id": [hook for hooks in targets for hook in hooks],
+            "channel": NOTIFY_CHANNEL,
             "now": now,
         },
     )
-    return seqs
-
-
-async def _insert_deliveries(
-    db: Database,
-    conn: AsyncConnection,
-    event_seqs: Sequence[int],
-    webhook_ids: Sequence[int],
-    now: float,
-) -> None:
-    """Insert one `pending` delivery, due now, per (event, webhook) pair."""
-    if not event_seqs:
-        return
-    if db.is_sqlite:
-        await conn.exec_driver_sql(
-            _SQLITE_INSERT_DELIVERIES,
-            [(seq, hook, now, now, now) for seq, hook in zip(event_seqs, webhook_ids, strict=True)],
-        )
-        return
-    await conn.execute(
-        _PG_INSERT_DELIVERIES,
-        {"event_seq": list(event_seqs), "webhook_id": list(webhook_ids), "now": now},
-    )
+    return len(event_n)

@@ -16,6 +16,15 @@ from hookd.store.secret_box import SecretBox
 
 NOTIFY_CHANNEL = "hookd_deliveries"
 
+# The worker's transactions on PostgreSQL: commit without waiting for the disk (see
+# `Database.transaction`), and plan each statement for its parameters. With the default plan
+# cache, claims under a backlog of a million deliveries were 25-30 % slower than on a small
+# queue; with a plan per execution they are as fast (bench/backlog.py, docs/performance.md).
+_BOOKKEEPING_POSTGRES = text(
+    "SELECT set_config('synchronous_commit', 'off', true),"
+    " set_config('plan_cache_mode', 'force_custom_plan', true)"
+)
+
 
 def async_url(url: str) -> str:
     """`sqlite:///x.db` → aiosqlite, `postgresql://…` → asyncpg."""
@@ -99,7 +108,7 @@ class Database:
         if self._write_lock is None:
             async with self.engine.begin() as conn:
                 if not durable:
-                    await conn.execute(text("SET LOCAL synchronous_commit = off"))
+                    await conn.execute(_BOOKKEEPING_POSTGRES)
                 yield conn
             return
         async with self._write_lock, self.engine.connect() as conn:

@@ -118,9 +118,13 @@ async def test_claims_stop_at_the_senders_plus_one_round_waiting(
         found = await states(db)
         assert sender.started == 4
         assert found == {"delivering": 8, "pending": 32}, found
+        # Stopping gives back the claimed ones still waiting at once, and claims nothing more,
+        worker.stop()
+        found = await wait_for_state(db, "pending", 36)
+        assert found == {"delivering": 4, "pending": 36}, found
     finally:
         worker.stop()
         sender.gate.set()
         await asyncio.wait_for(running, 10)
-    # Stopping sends and records what it holds, and claims nothing more.
-    assert (await states(db)) == {"succeeded": 8, "pending": 32}
+    # … and finishes the sends under way.
+    assert (await states(db)) == {"succeeded": 4, "pending": 36}

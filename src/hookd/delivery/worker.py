@@ -27,7 +27,7 @@ from hookd.delivery.retry import SUCCEEDED, RetryPolicy
 from hookd.delivery.sender import Attempt, Sender
 from hookd.delivery.ssrf import TargetGuard
 from hookd.store.database import NOTIFY_CHANNEL, Database, libpq_dsn
-from hookd.store.queue import Claimed, Outcome, claim_due, record_outcomes
+from hookd.store.queue import Claimed, Outcome, claim_due, record_outcomes, release
 from hookd.store.retention import prune_finished
 
 log = logging.getLogger("hookd.worker")
@@ -86,6 +86,7 @@ class Worker:
         senders = [asyncio.create_task(self._send_loop()) for _ in range(self.capacity)]
         try:
             await self._claim_loop()
+            await self._release_waiting()
             await self._to_send.join()
             try:
                 await asyncio.wait_for(self._recorded_all(), SHUTDOWN_RECORD_SECONDS)
@@ -99,6 +100,18 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await recorder
             await self.sender.close()
+
+    async def _release_waiting(self) -> None:
+        """On stop, give back what no sender has taken yet, so that it goes out elsewhere now."""
+        waiting = []
+        while not self._to_send.empty():
+            waiting.append(self._to_send.get_nowait().id)
+            self._to_send.task_done()
+        self._unrecorded -= len(waiting)
+        try:
+            await release(self.db, waiting, time.time())
+        except Exception:  # the store is away: their leases will bring them back
+            log.warning("stopping with %d claimed deliveries not given back", len(waiting))
 
     async def _recorded_all(self) -> None:
         while self._unrecorded:

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import text, update
+from sqlalchemy import case, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookd.store.database import Database
-from hookd.store.schema import webhooks
+from hookd.store.schema import deliveries, webhooks
 
 # Claim on PostgreSQL: one statement; SKIP LOCKED lets any number of workers share the queue.
 _CLAIM_POSTGRES = text("""
@@ -121,6 +121,22 @@ async def claim_due(db: Database, limit: int, now: float, lease: float) -> list[
             )
             for row in rows
         ]
+
+
+async def release(db: Database, delivery_ids: Sequence[int], now: float) -> None:
+    """Give back claimed deliveries that were never sent (a stopping worker): due at once."""
+    if not delivery_ids:
+        return
+    async with db.transaction(durable=False) as conn:
+        await conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id.in_(delivery_ids), deliveries.c.state == "delivering")
+            .values(
+                state=case((deliveries.c.attempts > 0, "retrying"), else_="pending"),
+                due_at=now,
+                updated_at=now,
+            )
+        )
 
 
 # Recording outcomes is set-based too: one statement per kind of write for the whole batch.

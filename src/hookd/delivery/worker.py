@@ -72,7 +72,8 @@ class Worker:
         self._wake.set()
 
     def stop(self) -> None:
-        """Stop claiming; in-flight deliveries finish and are recorded before run() returns."""
+        """Stop claiming; claimed deliveries not yet started are given back, in-flight ones
+        finish and are recorded before run() returns."""
         self._stopping = True
         self._wake.set()
         self._room.set()

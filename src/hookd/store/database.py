@@ -18,8 +18,9 @@ NOTIFY_CHANNEL = "hookd_deliveries"
 
 # The worker's transactions on PostgreSQL: commit without waiting for the disk (see
 # `Database.transaction`), and plan each statement for its parameters. With the default plan
-# cache, claims under a backlog of a million deliveries were 25-30 % slower than on a small
-# queue; with a plan per execution they are as fast (bench/backlog.py, docs/performance.md).
+# cache, claims under a backlog of a million deliveries took a quarter to a third longer than
+# on a small queue; with a plan per execution they are as fast (bench/backlog.py,
+# docs/performance.md).
 _BOOKKEEPING_POSTGRES = text(
     "SELECT set_config('synchronous_commit', 'off', true),"
     " set_config('plan_cache_mode', 'force_custom_plan', true)"

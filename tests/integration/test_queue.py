@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from sqlalchemy import text
+
 from hookd.domain.webhook import WebhookFields
 from hookd.store import webhooks
 from hookd.store.database import Database
@@ -129,3 +131,17 @@ async def test_pruning_deletes_only_old_finished_events(db: Database) -> None:
     found, total = await list_deliveries(db, hook_id, state=None, limit=10, offset=0)
     assert total == 2
     assert {d.state for d in found} == {"retrying", "pending"}
+
+
+async def test_a_publish_queues_its_deliveries_in_event_then_webhook_order(db: Database) -> None:
+    hooks = await queue_deliveries(db, 3, hooks=2)
+    async with db.read() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT e.id, d.webhook_id FROM deliveries d"
+                    " JOIN events e ON e.seq = d.event_seq ORDER BY d.id"
+                )
+            )
+        ).all()
+    assert [tuple(row) for row in rows] == [(f"e{n}", hook) for n in range(3) for hook in hooks]

@@ -21,3 +21,19 @@ async def test_durable_commits_are_synchronous(db: Database) -> None:
     # Switching back and forth on pooled connections keeps each transaction's own setting.
     assert await commit_setting(db, durable=False) == ("NORMAL" if db.is_sqlite else "off")
     assert await commit_setting(db, durable=True) == expected
+
+
+async def test_the_workers_transactions_plan_each_statement_for_its_parameters(
+    db: Database,
+) -> None:
+    """On PostgreSQL a cached generic plan made claims under a deep backlog slower."""
+    if db.is_sqlite:
+        return  # SQLite plans every statement anyway
+    for durable, expected in (
+        (False, "force_custom_plan"),
+        (True, "auto"),
+        (False, "force_custom_plan"),
+    ):
+        async with db.transaction(durable=durable) as conn:
+            mode = (await conn.execute(text("SHOW plan_cache_mode"))).scalar()
+        assert mode == expected, (durable, mode)

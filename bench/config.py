@@ -39,6 +39,27 @@ class BenchConfig:
         return self.events * self.webhooks
 
 
+def add_set_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="HOOKD_NAME=VALUE",
+        help="a hookd setting for every hookd process the bench starts (repeatable)",
+    )
+
+
+def hookd_settings(parser: argparse.ArgumentParser, items: list[str]) -> dict[str, str]:
+    """The `--set` values as environment variables; a malformed one is a usage error."""
+    settings: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith("HOOKD_"):
+            parser.error(f"--set {item!r}: expected HOOKD_NAME=VALUE")
+        settings[name] = value
+    return settings
+
+
 def parse_args(argv: list[str] | None = None) -> BenchConfig:
     p = argparse.ArgumentParser(
         prog="python -m bench",
@@ -92,20 +113,9 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         help="first wait (at most this long) until other processes use < 0.25 cores",
     )
     p.add_argument("--hookd", help="the `hookd` executable (default: the one next to this Python)")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="HOOKD_NAME=VALUE",
-        help="a hookd setting for every hookd process the bench starts (repeatable)",
-    )
+    add_set_option(p)
     a = p.parse_args(argv)
-    settings: dict[str, str] = {}
-    for item in a.set:
-        name, sep, value = item.partition("=")
-        if not sep or not name.startswith("HOOKD_"):
-            p.error(f"--set {item!r}: expected HOOKD_NAME=VALUE")
-        settings[name] = value
+    settings = hookd_settings(p, a.set)
     backends = ("sqlite", "postgres") if a.backend == "both" else (a.backend,)
     events = a.events if a.events is not None else (200 if a.quick else 5000)
     for name, value in (("--events", events), ("--webhooks", a.webhooks), ("--batch", a.batch)):

@@ -20,6 +20,7 @@ import uvloop
 
 from bench import procstat
 from bench.arrivals import ArrivalTally, wait_for_all
+from bench.config import add_set_option, hookd_settings
 from bench.console import say
 from bench.hookd_api import client_session, create_webhooks, login, publish_batches
 from bench.hookd_proc import HookdProcesses
@@ -91,10 +92,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.drain", description=__doc__)
     parser.add_argument("--events", type=int, default=10_000, help="events (× 10 webhooks)")
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--set", action="append", default=[], metavar="HOOKD_NAME=VALUE")
+    add_set_option(parser)
     args = parser.parse_args()
-    settings = dict(item.split("=", 1) for item in args.set)
-    print(run(args.backend, args.events, settings))
+    print(run(args.backend, args.events, hookd_settings(parser, args.set)))
 
 
 if __name__ == "__main__":

@@ -114,7 +114,9 @@ async def measure(url: str, rows: int, worker_seconds: float) -> dict[str, Any]:
     await migrate.upgrade(db)
     port = free_port()
     hook = await webhooks.create_webhook(
-        db, WebhookFields(url=f"http://127.0.0.1:{port}/closed", topics=("t",), max_retries=0)
+        db,
+        "device",
+        WebhookFields(url=f"http://127.0.0.1:{port}/closed", topics=("t",), max_retries=0),
     )
     # One event to hang the deliveries on; it queues one delivery of its own.
     await publish(db, [NewEvent("backlog", "t", b"{}")], time.time())

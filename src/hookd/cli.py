@@ -114,7 +114,7 @@ def serve(
 
     import uvicorn
 
-    from hookd.api.app import create_app
+    from hookd.app import create_app
 
     _prepare(settings, first_start=True)
     _logging()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -15,42 +13,14 @@ import pytest
 from argon2 import PasswordHasher
 
 from hookd import __version__
-from hookd.api.app import create_app
+from hookd.app import create_app
 from hookd.config import load_settings
 from hookd.store import migrate
 from hookd.store.database import Database
 from hookd.store.migrate import head_revision
+from support import environment, free_port, hookd
 
 pytestmark = pytest.mark.slow  # subprocesses: seconds each
-
-HOOKD = str(Path(sys.executable).with_name("hookd"))
-
-
-def environment(**settings: str) -> dict[str, str]:
-    """The caller's environment without any HOOKD_* setting (and without COLUMNS, so the output
-    is laid out as for any non-terminal), plus `settings`."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("HOOKD_") and name not in ("COLUMNS", "LINES")
-    }
-    return {**env, **settings}
-
-
-def hookd(
-    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    """Run `hookd args…`; subprocess.run kills it if it outlives `timeout`."""
-    return subprocess.run(
-        [HOOKD, *args],
-        cwd=cwd,
-        env=env if env is not None else environment(),
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def sqlite_env(tmp_path: Path, name: str = "x.db") -> dict[str, str]:
@@ -83,12 +53,6 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *words: str)
     message = assert_clear_error(result, *words)
     assert len(result.stderr.splitlines()) == 1, result.stderr
     return message
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def rows(database: Path, query: str) -> list[tuple[object, ...]]:

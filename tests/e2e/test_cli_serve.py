@@ -11,7 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_cli_commands import HOOKD, environment, free_port
+
+from support import HOOKD, environment, free_port
 
 pytestmark = pytest.mark.slow  # subprocesses: seconds each
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from conftest import Api, Receiver, _running_api
 from hookd.config import load_settings
 from hookd.store.database import Database
+from support import Api, Receiver, running_api
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ EVENT = "log.door_was_opened"
 @pytest.fixture
 async def pg_api(postgres_url: str) -> AsyncIterator[Api]:
     settings = load_settings(database_url=postgres_url, admin_password="x")
-    async with _running_api(settings, run_worker=False) as running:
+    async with running_api(settings, run_worker=False) as running:
         yield running
 
 

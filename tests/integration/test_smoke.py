@@ -1,6 +1,6 @@
 """One delivery from publish to a real receiver, on each backend."""
 
-from conftest import Api, Receiver
+from support import Api, Receiver
 
 
 async def test_publish_reaches_receiver(api: Api, receiver: Receiver) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
+from hookd.domain.states import DeliveryState
+
 ATTEMPTS = Counter(
     "hookd_delivery_attempts_total",
     "Delivery attempts made, by what became of the delivery",
@@ -16,9 +18,12 @@ ATTEMPT_SECONDS = Histogram(
 )
 EVENTS_PUBLISHED = Counter("hookd_events_published_total", "Events accepted for delivery")
 
-_by_outcome = {state: ATTEMPTS.labels(state) for state in ("succeeded", "retrying", "failed")}
+_by_outcome = {
+    state: ATTEMPTS.labels(state.value)
+    for state in (DeliveryState.SUCCEEDED, DeliveryState.RETRYING, DeliveryState.FAILED)
+}
 
 
-def attempt_finished(outcome: str, duration_ms: float) -> None:
+def attempt_finished(outcome: DeliveryState, duration_ms: float) -> None:
     _by_outcome[outcome].inc()
     ATTEMPT_SECONDS.observe(duration_ms / 1000)

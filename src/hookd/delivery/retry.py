@@ -6,10 +6,10 @@ import random
 from collections.abc import Callable, Sequence
 from email.utils import parsedate_to_datetime
 
+from hookd.domain.states import DeliveryState
+
 # A receiver may ask for a pause, but not for one longer than this.
 MAX_RETRY_AFTER = 3600.0
-
-SUCCEEDED, RETRYING, FAILED = "succeeded", "retrying", "failed"
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -49,9 +49,9 @@ class RetryPolicy:
 
     def after_failure(
         self, attempt: int, max_retries: int, now: float, retry_after: float | None = None
-    ) -> tuple[str, float]:
+    ) -> tuple[DeliveryState, float]:
         """The state and due time of a delivery whose attempt number `attempt` failed."""
         if attempt > max_retries:
-            return FAILED, now
+            return DeliveryState.FAILED, now
         delay = retry_after if retry_after is not None else self.delay(attempt)
-        return RETRYING, now + delay
+        return DeliveryState.RETRYING, now + delay

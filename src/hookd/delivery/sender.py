@@ -1,4 +1,4 @@
-"""One HTTP attempt: the request of CONTRACT §5 over a shared, pooled, SSRF-guarded client."""
+"""One HTTP attempt: a delivery's request, signed, over a shared, pooled, SSRF-guarded client."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class Attempt:
     timeout_ms: int
     secret: str | None = None
     headers: str = "{}"
-    api_key: str | None = None
+    bearer_token: str | None = None
 
 
 @dataclass(slots=True)
@@ -79,8 +79,8 @@ def request_headers(attempt: Attempt, timestamp: int) -> dict[str, str]:
         headers.update(
             signature_headers(_key(attempt.secret), attempt.event_id, timestamp, attempt.body)
         )
-    if attempt.api_key:
-        headers["Authorization"] = f"Bearer {attempt.api_key}"
+    if attempt.bearer_token:
+        headers["Authorization"] = f"Bearer {attempt.bearer_token}"
     return headers
 
 

@@ -8,7 +8,7 @@ those go through `check_literal_host` before the request.
 import errno
 import socket
 from collections.abc import Sequence
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
@@ -98,20 +98,6 @@ class TargetGuard:
         if embedded is None:
             return f"{address} is {category}"
         return f"{_shown(address)} leads to {embedded}, {category}"
-
-
-def parse_allow_list(text: str) -> list[IPNetwork]:
-    """Comma-separated CIDRs or bare IPs (as in `HOOKD_ALLOW_TARGETS`); raises ValueError."""
-    networks: list[IPNetwork] = []
-    for item in text.split(","):
-        cidr = item.strip()
-        if not cidr:
-            continue
-        try:
-            networks.append(ip_network(cidr, strict=False))
-        except ValueError:
-            raise ValueError(f"{cidr} is not a CIDR") from None
-    return networks
 
 
 class TargetRefused(OSError):

@@ -23,9 +23,10 @@ import asyncpg
 
 from hookd.config import Settings
 from hookd.delivery import metrics
-from hookd.delivery.retry import SUCCEEDED, RetryPolicy
+from hookd.delivery.retry import RetryPolicy
 from hookd.delivery.sender import Attempt, Sender
 from hookd.delivery.ssrf import TargetGuard
+from hookd.domain.states import DeliveryState
 from hookd.store.database import NOTIFY_CHANNEL, Database, libpq_dsn
 from hookd.store.queue import Claimed, Outcome, claim_due, record_outcomes, release
 from hookd.store.retention import prune_finished
@@ -179,7 +180,7 @@ class Worker:
             outcome = Outcome(
                 claimed.id,
                 claimed.webhook_id,
-                "failed",
+                DeliveryState.FAILED,
                 now,
                 None,
                 now,
@@ -198,12 +199,12 @@ class Worker:
                     timeout_ms=claimed.timeout_ms,
                     secret=claimed.secret,
                     headers=claimed.headers,
-                    api_key=claimed.api_key,
+                    bearer_token=claimed.bearer_token,
                 )
             )
             now = time.time()
             if result.ok:
-                state, due_at = SUCCEEDED, now
+                state, due_at = DeliveryState.SUCCEEDED, now
             else:
                 state, due_at = self.policy.after_failure(
                     claimed.attempt, claimed.max_retries, now, result.retry_after
@@ -242,7 +243,7 @@ class Worker:
                 continue
             for webhook_id in disabled:
                 log.warning("webhook %s disabled: its deliveries kept failing", webhook_id)
-            retry_times = [o.due_at for o in batch if o.state == "retrying"]
+            retry_times = [o.due_at for o in batch if o.state == DeliveryState.RETRYING]
             if retry_times:
                 earliest = min(retry_times)
                 if self._next_due is None or earliest < self._next_due:

@@ -10,3 +10,12 @@ class InvalidField(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class TooLarge(ValueError):
+    """Something in a request is larger than its limit (HTTP 413)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,9 +11,7 @@ import orjson
 
 from hookd.domain.errors import InvalidField
 
-MAX_EVENTS_PER_REQUEST = 1000
 MAX_EVENT_ID_LENGTH = 255
-_EVENT_FIELDS = frozenset({"type", "data", "id"})
 
 
 def new_event_id() -> str:
@@ -29,6 +27,7 @@ def rfc3339(timestamp: float) -> str:
 
 
 def check_event_id(value: object, field: str) -> str | None:
+    """A publisher's own event id (its idempotency key), or None when not given."""
     if value is None:
         return None
     if not isinstance(value, str) or not 1 <= len(value) <= MAX_EVENT_ID_LENGTH:
@@ -52,47 +51,16 @@ def delivery_body(
     created_at: str,
     data: dict[str, Any],
     *,
-    repository: str | None = None,
+    context: Mapping[str, str] | None = None,
     category: str | None = None,
 ) -> bytes:
-    """The JSON body of CONTRACT §5, the same for every webhook that receives the event."""
+    """The JSON body of every delivery of an event, the same for every webhook that receives
+    it: `{"id", "type", "created_at", <context…>, "category"?, "data"}`; a dialect may add
+    `context` fields (such as the repository an event belongs to)."""
     body: dict[str, Any] = {"id": event_id, "type": event_type, "created_at": created_at}
-    if repository is not None:
-        body["repository"] = repository
+    if context:
+        body.update(context)
     if category is not None:
         body["category"] = category
     body["data"] = data
     return orjson.dumps(body)
-
-
-def parse_device_events(
-    payload: Any, known_types: Collection[str]
-) -> list[tuple[str | None, str, dict[str, Any]]]:
-    """`{"type", "data"?, "id"?}` or a list of up to 1000 of them → (id, type, data) triples."""
-    single = isinstance(payload, dict)
-    items = [payload] if single else payload
-    if not isinstance(items, list):
-        raise InvalidField("body", "must be an event object or a JSON array of events")
-    if not 1 <= len(items) <= MAX_EVENTS_PER_REQUEST:
-        raise InvalidField("body", f"must hold 1 to {MAX_EVENTS_PER_REQUEST} events")
-    parsed = []
-    for index, item in enumerate(items):
-        prefix = "" if single else f"[{index}]."
-        if not isinstance(item, dict):
-            raise InvalidField(f"[{index}]", "must be an event object")
-        unknown = item.keys() - _EVENT_FIELDS
-        if unknown:
-            raise InvalidField(f"{prefix}{sorted(unknown)[0]}", "is not a field of an event")
-        event_type = item.get("type")
-        if not isinstance(event_type, str):
-            raise InvalidField(f"{prefix}type", "is required and must be a string")
-        if event_type not in known_types:
-            raise InvalidField(f"{prefix}type", f"{event_type!r} is not a known event type")
-        parsed.append(
-            (
-                check_event_id(item.get("id"), f"{prefix}id"),
-                event_type,
-                check_data(item.get("data"), f"{prefix}data"),
-            )
-        )
-    return parsed

@@ -1,37 +1,51 @@
-"""The one webhook concept both dialects share: what is stored and what delivery needs."""
+"""The one webhook concept every dialect shares: what is stored and what delivery needs.
+
+A dialect sees a webhook through its own fields (and may keep more of its own beside it); the
+core knows only these. `dialect` names the dialect that created the webhook: each dialect lists,
+reads and changes its own webhooks only.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-ACTIVE = "active"
-DISABLED = "disabled"
+from hookd.domain.states import WebhookStatus
 
 
 @dataclass(slots=True)
 class WebhookFields:
-    """The writable part of a webhook, dialect-neutral."""
+    """The writable part of a webhook."""
 
     url: str
     topics: tuple[str, ...]
     secret: str | None = None
-    status: str = ACTIVE
+    status: WebhookStatus = WebhookStatus.ACTIVE
     timeout_ms: int = 10_000
+    # A JSON object of header name → value, sent with every delivery.
     headers: str = "{}"
     description: str = ""
     max_retries: int = 3
-    # Repository dialect only.
-    uri: str | None = None
-    repository_id: str | None = None
-    handle_response: str | None = None
-    api_key: str | None = None
+    # Sent as `Authorization: Bearer <token>` with every delivery.
+    bearer_token: str | None = None
+    # When not empty, the webhook receives only events published with one of these categories.
     categories: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
 class Webhook(WebhookFields):
     id: int = 0
+    dialect: str = ""
     public_id: str | None = None
     created_at: int = 0
     updated_at: int = 0
     disabled_reason: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status == WebhookStatus.ACTIVE
+
+
+def receives(categories: tuple[str, ...], category: str | None) -> bool:
+    """Whether a webhook restricted to `categories` (none: all) receives an event of
+    `category`."""
+    return not categories or category in categories

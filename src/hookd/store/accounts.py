@@ -83,11 +83,6 @@ async def find_token(db: Database, digest: str, now: float) -> tuple[User, float
     return None if row is None else (User(row.id, row.username, row.role), row.expires_at)
 
 
-async def user_for_token(db: Database, digest: str, now: float) -> User | None:
-    found = await find_token(db, digest, now)
-    return None if found is None else found[0]
-
-
 async def revoke_token(db: Database, digest: str) -> None:
     async with db.transaction() as conn:
         await conn.execute(delete(tokens).where(tokens.c.token_hash == digest))

@@ -9,12 +9,15 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, update
 
+from hookd.domain.states import WAITING, DeliveryState
 from hookd.store.database import Database
 from hookd.store.schema import attempts, deliveries, events
 
 
 @dataclass(slots=True)
-class Attempt:
+class AttemptRecord:
+    """One attempt as the delivery log keeps it."""
+
     number: int
     started_at: float
     duration_ms: float
@@ -29,14 +32,14 @@ class Delivery:
     webhook_id: int
     event_id: str
     event_type: str
-    state: str
+    state: DeliveryState
     attempts: int
     next_attempt_at: float | None
     created_at: float
     updated_at: float
     last_status_code: int | None
     last_error: str | None
-    attempt_log: list[Attempt] = field(default_factory=list)
+    attempt_log: list[AttemptRecord] = field(default_factory=list)
 
 
 _COLUMNS = (
@@ -60,9 +63,9 @@ def _delivery(row: Any) -> Delivery:
         webhook_id=row.webhook_id,
         event_id=row.event_id,
         event_type=row.event_type,
-        state=row.state,
+        state=DeliveryState(row.state),
         attempts=row.attempts,
-        next_attempt_at=row.due_at if row.state in ("pending", "retrying") else None,
+        next_attempt_at=row.due_at if row.state in WAITING else None,
         created_at=row.created_at,
         updated_at=row.updated_at,
         last_status_code=row.last_status_code,
@@ -71,12 +74,12 @@ def _delivery(row: Any) -> Delivery:
 
 
 async def list_deliveries(
-    db: Database, webhook_id: int, *, state: str | None, limit: int, offset: int
+    db: Database, webhook_id: int, *, state: DeliveryState | None, limit: int, offset: int
 ) -> tuple[list[Delivery], int]:
     """A webhook's deliveries, newest first, each with its attempts; and how many in all."""
     where = [deliveries.c.webhook_id == webhook_id]
     if state is not None:
-        where.append(deliveries.c.state == state)
+        where.append(deliveries.c.state == state.value)
     async with db.read() as conn:
         total = (
             await conn.execute(select(func.count()).select_from(deliveries).where(*where))
@@ -92,7 +95,7 @@ async def list_deliveries(
         found = [_delivery(row) for row in rows]
         by_id = {delivery.id: delivery for delivery in found}
         if by_id:
-            log: dict[int, list[Attempt]] = defaultdict(list)
+            log: dict[int, list[AttemptRecord]] = defaultdict(list)
             attempt_rows = await conn.execute(
                 select(attempts)
                 .where(attempts.c.delivery_id.in_(by_id))
@@ -100,7 +103,7 @@ async def list_deliveries(
             )
             for row in attempt_rows:
                 log[row.delivery_id].append(
-                    Attempt(
+                    AttemptRecord(
                         row.number,
                         row.started_at,
                         row.duration_ms,
@@ -120,7 +123,7 @@ async def requeue(db: Database, delivery_id: int, now: float) -> Delivery | None
         result = await conn.execute(
             update(deliveries)
             .where(deliveries.c.id == delivery_id)
-            .values(state="pending", due_at=now, updated_at=now)
+            .values(state=DeliveryState.PENDING.value, due_at=now, updated_at=now)
         )
         if not result.rowcount:
             return None
@@ -138,11 +141,11 @@ async def requeue(db: Database, delivery_id: int, now: float) -> Delivery | None
 
 @dataclass(slots=True)
 class SentNow:
-    """A delivery made synchronously (a blocking event's call): its final state and tries."""
+    """A delivery made synchronously (a validation call): its final state and tries."""
 
     webhook_id: int
-    state: str  # succeeded | failed
-    attempts: list[Attempt]
+    state: DeliveryState  # succeeded | failed
+    attempts: list[AttemptRecord]
 
 
 @dataclass(slots=True)

@@ -9,6 +9,7 @@ import orjson
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hookd.domain.states import DeliveryState, WebhookStatus
 from hookd.store.database import NOTIFY_CHANNEL, Database
 from hookd.store.schema import events, webhook_topics, webhooks
 
@@ -21,7 +22,8 @@ EventRow = tuple[str, str | None, str, bytes, int]  # id, idempotency key, topic
 # their deliveries and the workers' wake-up, over `unnest()` of arrays: every round trip waits
 # for a pass of a busy event loop (docs/performance.md). SQLite gets the driver's `executemany`,
 # which loops in C.
-_PG_INSERT = text("""
+_PENDING = f"'{DeliveryState.PENDING.value}'"
+_PG_INSERT = text(f"""
 WITH input AS MATERIALIZED (
     SELECT nextval(pg_get_serial_sequence('events', 'seq')) AS seq, u.*
     FROM unnest(CAST(:id AS text[]), CAST(:key AS text[]), CAST(:type AS text[]),
@@ -32,7 +34,7 @@ WITH input AS MATERIALIZED (
     SELECT seq, id, idempotency_key, type, body, deliveries, :now FROM input
 ), queued AS (
     INSERT INTO deliveries (event_seq, webhook_id, state, due_at, created_at, updated_at)
-    SELECT input.seq, d.webhook_id, 'pending', :now, :now, :now
+    SELECT input.seq, d.webhook_id, {_PENDING}, :now, :now, :now
     FROM unnest(CAST(:event_n AS bigint[]), CAST(:webhook_id AS bigint[]))
          WITH ORDINALITY AS d(n, webhook_id, position)
     JOIN input ON input.n = d.n
@@ -47,7 +49,7 @@ _SQLITE_INSERT_EVENTS = (
 )
 _SQLITE_INSERT_DELIVERIES = (
     "INSERT INTO deliveries (event_seq, webhook_id, state, due_at, created_at, updated_at) "
-    "VALUES (?, ?, 'pending', ?, ?, ?)"
+    f"VALUES (?, ?, {_PENDING}, ?, ?, ?)"
 )
 
 
@@ -144,7 +146,7 @@ async def _subscribers(conn: AsyncConnection, topics: set[str]) -> dict[str, lis
     rows = await conn.execute(
         select(webhook_topics.c.topic, webhooks.c.id, webhooks.c.categories)
         .join(webhooks, webhooks.c.id == webhook_topics.c.webhook_id)
-        .where(webhook_topics.c.topic.in_(topics), webhooks.c.status == "active")
+        .where(webhook_topics.c.topic.in_(topics), webhooks.c.status == WebhookStatus.ACTIVE.value)
         .order_by(webhooks.c.id)
     )
     for topic, webhook_id, categories in rows:

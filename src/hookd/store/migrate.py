@@ -30,9 +30,39 @@ async def current_revision(db: Database) -> str | None:
         )
 
 
-async def upgrade(db: Database) -> None:
-    async with db.transaction() as conn:
-        await conn.run_sync(lambda sync_conn: command.upgrade(_config(sync_conn), "head"))
+def _upgrade(sync_conn: Any, revision: str) -> None:
+    command.upgrade(_config(sync_conn), revision)
+
+
+class MigrationError(RuntimeError):
+    pass
+
+
+async def upgrade(db: Database, revision: str = "head") -> None:
+    """Migrate to `revision`, all of it in one transaction."""
+    if not db.is_sqlite:
+        async with db.transaction() as conn:
+            await conn.run_sync(_upgrade, revision)
+        return
+    # SQLite changes a table by building a new one and dropping the old; with foreign keys
+    # enforced, that drop would delete the rows referring to the old table. The pragma only
+    # takes effect outside a transaction, so this one is begun and ended by hand.
+    async with db.engine.connect() as conn:
+        conn = await conn.execution_options(sqlite_begin=None)
+        await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        try:
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                await conn.run_sync(_upgrade, revision)
+                broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                if broken:
+                    raise MigrationError(f"the migration broke foreign keys: {broken[:5]}")
+            except BaseException:
+                await conn.exec_driver_sql("ROLLBACK")
+                raise
+            await conn.exec_driver_sql("COMMIT")
+        finally:
+            await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
 async def schema_problem(db: Database) -> str | None:

@@ -13,37 +13,40 @@ from dataclasses import dataclass
 from sqlalchemy import case, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hookd.domain.states import DeliveryState, WebhookStatus
 from hookd.store.database import Database
-from hookd.store.schema import deliveries, webhooks
+from hookd.store.schema import CLAIMABLE_STATES, deliveries, webhooks
+
+_DELIVERING = f"'{DeliveryState.DELIVERING.value}'"
 
 # Claim on PostgreSQL: one statement; SKIP LOCKED lets any number of workers share the queue.
-_CLAIM_POSTGRES = text("""
+_CLAIM_POSTGRES = text(f"""
 WITH due AS (
     SELECT id FROM deliveries
-    WHERE state IN ('pending', 'retrying', 'delivering') AND due_at <= :now
+    WHERE state IN {CLAIMABLE_STATES} AND due_at <= :now
     ORDER BY due_at
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE deliveries AS d
-    SET state = 'delivering', due_at = :lease_until, updated_at = :now
+    SET state = {_DELIVERING}, due_at = :lease_until, updated_at = :now
     FROM due WHERE d.id = due.id
     RETURNING d.id, d.event_seq, d.webhook_id, d.attempts
 )
 SELECT c.id, c.attempts, c.webhook_id, e.id AS event_id, e.body,
-       w.url, w.secret, w.timeout_ms, w.headers, w.max_retries, w.api_key, w.status
+       w.url, w.secret, w.timeout_ms, w.headers, w.max_retries, w.bearer_token, w.status
 FROM claimed AS c
 JOIN events AS e ON e.seq = c.event_seq
 LEFT JOIN webhooks AS w ON w.id = c.webhook_id
 """)
 
 # Claim on SQLite: the write lock is the process's, so claim ids first, then read what they need.
-_CLAIM_SQLITE = text("""
+_CLAIM_SQLITE = text(f"""
 UPDATE deliveries
-SET state = 'delivering', due_at = :lease_until, updated_at = :now
+SET state = {_DELIVERING}, due_at = :lease_until, updated_at = :now
 WHERE id IN (
     SELECT id FROM deliveries
-    WHERE state IN ('pending', 'retrying', 'delivering') AND due_at <= :now
+    WHERE state IN {CLAIMABLE_STATES} AND due_at <= :now
     ORDER BY due_at
     LIMIT :limit
 )
@@ -52,7 +55,7 @@ RETURNING id
 
 _CLAIMED_SQLITE = text("""
 SELECT d.id, d.attempts, d.webhook_id, e.id AS event_id, e.body,
-       w.url, w.secret, w.timeout_ms, w.headers, w.max_retries, w.api_key, w.status
+       w.url, w.secret, w.timeout_ms, w.headers, w.max_retries, w.bearer_token, w.status
 FROM deliveries AS d
 JOIN events AS e ON e.seq = d.event_seq
 LEFT JOIN webhooks AS w ON w.id = d.webhook_id
@@ -74,7 +77,7 @@ class Claimed:
     timeout_ms: int
     headers: str
     max_retries: int
-    api_key: str | None
+    bearer_token: str | None
     webhook_active: bool
 
 
@@ -84,7 +87,7 @@ class Outcome:
 
     delivery_id: int
     webhook_id: int
-    state: str  # succeeded | retrying | failed
+    state: DeliveryState  # succeeded | retrying | failed
     due_at: float
     attempt: int | None
     started_at: float
@@ -116,8 +119,8 @@ async def claim_due(db: Database, limit: int, now: float, lease: float) -> list[
                 timeout_ms=row.timeout_ms or 0,
                 headers=row.headers or "{}",
                 max_retries=row.max_retries or 0,
-                api_key=db.secrets.open(row.api_key),
-                webhook_active=row.status == "active",
+                bearer_token=db.secrets.open(row.bearer_token),
+                webhook_active=row.status == WebhookStatus.ACTIVE,
             )
             for row in rows
         ]
@@ -130,9 +133,15 @@ async def release(db: Database, delivery_ids: Sequence[int], now: float) -> None
     async with db.transaction(durable=False) as conn:
         await conn.execute(
             update(deliveries)
-            .where(deliveries.c.id.in_(delivery_ids), deliveries.c.state == "delivering")
+            .where(
+                deliveries.c.id.in_(delivery_ids),
+                deliveries.c.state == DeliveryState.DELIVERING.value,
+            )
             .values(
-                state=case((deliveries.c.attempts > 0, "retrying"), else_="pending"),
+                state=case(
+                    (deliveries.c.attempts > 0, DeliveryState.RETRYING.value),
+                    else_=DeliveryState.PENDING.value,
+                ),
                 due_at=now,
                 updated_at=now,
             )
@@ -177,8 +186,9 @@ async def record_outcomes(
     """
     if not outcomes:
         return []
-    succeeded = {o.webhook_id for o in outcomes if o.attempt is not None and o.state == "succeeded"}
-    failing = {o.webhook_id for o in outcomes if o.attempt is not None and o.state != "succeeded"}
+    made = [o for o in outcomes if o.attempt is not None]
+    succeeded = {o.webhook_id for o in made if o.state == DeliveryState.SUCCEEDED}
+    failing = {o.webhook_id for o in made if o.state != DeliveryState.SUCCEEDED}
     failing -= succeeded
     async with db.transaction(durable=False) as conn:
         await _finish(db, conn, outcomes, now)
@@ -199,11 +209,11 @@ async def record_outcomes(
             update(webhooks)
             .where(
                 webhooks.c.id.in_(failing),
-                webhooks.c.status == "active",
+                webhooks.c.status == WebhookStatus.ACTIVE.value,
                 webhooks.c.failing_since <= now - disable_after,
             )
             .values(
-                status="disabled",
+                status=WebhookStatus.DISABLED.value,
                 updated_at=int(now),
                 disabled_reason=(
                     f"disabled by hookd: every delivery attempt failed for {disable_after:g}s"

@@ -5,14 +5,14 @@ from __future__ import annotations
 from sqlalchemy import delete, text
 
 from hookd.store.database import Database
-from hookd.store.schema import attempts, deliveries, events
+from hookd.store.schema import CLAIMABLE_STATES, attempts, deliveries, events
 
-_PRUNABLE = text("""
+_PRUNABLE = text(f"""
 SELECT e.seq FROM events AS e
 WHERE e.created_at < :cutoff
   AND NOT EXISTS (
       SELECT 1 FROM deliveries AS d
-      WHERE d.event_seq = e.seq AND d.state IN ('pending', 'retrying', 'delivering')
+      WHERE d.event_seq = e.seq AND d.state IN {CLAIMABLE_STATES}
   )
 ORDER BY e.seq
 LIMIT :limit

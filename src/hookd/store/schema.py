@@ -18,8 +18,19 @@ from sqlalchemy import (
     text,
 )
 
+from hookd.domain.states import CLAIMABLE, DeliveryState
+
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets 64-bit keys.
 Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def in_list(states: tuple[DeliveryState, ...]) -> str:
+    """`('pending', 'retrying')`: states written into a statement's text, so that the planner
+    can match it with the partial index on claimable deliveries (a bound parameter would not)."""
+    return "(" + ", ".join(f"'{state.value}'" for state in states) + ")"
+
+
+CLAIMABLE_STATES = in_list(CLAIMABLE)
 
 metadata = MetaData(
     naming_convention={
@@ -72,6 +83,8 @@ webhooks = Table(
     "webhooks",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
+    # The dialect that created the webhook; each dialect sees only its own.
+    Column("dialect", String(20), nullable=False),
     Column("public_id", String(36), unique=True),
     Column("url", Text, nullable=False),
     Column("secret", Text),
@@ -80,10 +93,7 @@ webhooks = Table(
     Column("headers", Text, nullable=False, server_default="{}"),
     Column("description", Text, nullable=False, server_default=""),
     Column("max_retries", Integer, nullable=False),
-    Column("uri", Text),
-    Column("repository_id", ForeignKey("repositories.id", ondelete="CASCADE"), index=True),
-    Column("handle_response", String(20)),
-    Column("api_key", Text),
+    Column("bearer_token", Text),
     Column("categories", Text),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
@@ -93,7 +103,23 @@ webhooks = Table(
     sqlite_autoincrement=True,
 )
 
-# What a webhook subscribes to: a device event type, or `<repoId>/<eventId>`.
+# A repository-dialect webhook's own fields, beside its core row.
+repository_webhooks = Table(
+    "repository_webhooks",
+    metadata,
+    Column("webhook_id", ForeignKey("webhooks.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "repository_id",
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("uri", Text, nullable=False),
+    Column("handle_response", String(20), nullable=False),
+)
+
+# What a webhook subscribes to: an event type (a dialect may make up its own, such as
+# `<repoId>/<eventId>`).
 webhook_topics = Table(
     "webhook_topics",
     metadata,
@@ -121,7 +147,8 @@ events = Table(
 #
 # A delivery's `due_at` is when it may next be claimed: for a `delivering` row that is the end of
 # its lease, so one partial index serves new, retrying and abandoned deliveries alike.
-_claimable = text("state IN ('pending', 'retrying', 'delivering')")
+
+_claimable = text(f"state IN {CLAIMABLE_STATES}")
 
 deliveries = Table(
     "deliveries",

@@ -1,4 +1,8 @@
-"""Webhooks and the topics they subscribe to."""
+"""Webhooks and the topics they subscribe to.
+
+The functions taking a connection let a dialect write its own rows about a webhook in the same
+transaction as the webhook.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import orjson
 from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hookd.domain.states import WebhookStatus
 from hookd.domain.webhook import Webhook, WebhookFields
 from hookd.store.database import Database
 from hookd.store.schema import attempts, deliveries, webhook_topics, webhooks
@@ -21,15 +26,12 @@ def _columns(db: Database, fields: WebhookFields) -> dict[str, Any]:
     return {
         "url": fields.url,
         "secret": db.secrets.seal(fields.secret),
-        "status": fields.status,
+        "status": fields.status.value,
         "timeout_ms": fields.timeout_ms,
         "headers": fields.headers,
         "description": fields.description,
         "max_retries": fields.max_retries,
-        "uri": fields.uri,
-        "repository_id": fields.repository_id,
-        "handle_response": fields.handle_response,
-        "api_key": db.secrets.seal(fields.api_key),
+        "bearer_token": db.secrets.seal(fields.bearer_token),
         "categories": orjson.dumps(list(fields.categories)).decode() if fields.categories else None,
     }
 
@@ -38,19 +40,17 @@ def webhook_from_row(db: Database, row: Row[Any], topics: Sequence[str]) -> Webh
     """A `webhooks` row (with its topics) as the domain's Webhook."""
     return Webhook(
         id=row.id,
+        dialect=row.dialect,
         public_id=row.public_id,
         url=row.url,
         topics=tuple(topics),
         secret=db.secrets.open(row.secret),
-        status=row.status,
+        status=WebhookStatus(row.status),
         timeout_ms=row.timeout_ms,
         headers=row.headers,
         description=row.description,
         max_retries=row.max_retries,
-        uri=row.uri,
-        repository_id=row.repository_id,
-        handle_response=row.handle_response,
-        api_key=db.secrets.open(row.api_key),
+        bearer_token=db.secrets.open(row.bearer_token),
         categories=tuple(orjson.loads(row.categories)) if row.categories else (),
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -58,9 +58,10 @@ def webhook_from_row(db: Database, row: Row[Any], topics: Sequence[str]) -> Webh
     )
 
 
-async def _with_topics(
+async def with_topics(
     db: Database, conn: AsyncConnection, rows: Sequence[Row[Any]]
 ) -> list[Webhook]:
+    """`webhooks` rows as Webhooks, their topics read in one query."""
     if not rows:
         return []
     topics: dict[int, list[str]] = defaultdict(list)
@@ -85,88 +86,99 @@ async def _write_topics(conn: AsyncConnection, webhook_id: int, topics: Sequence
     )
 
 
-async def create_webhook(
-    db: Database, fields: WebhookFields, public_id: str | None = None
+async def insert_webhook(
+    db: Database,
+    conn: AsyncConnection,
+    dialect: str,
+    fields: WebhookFields,
+    public_id: str | None = None,
 ) -> Webhook:
     now = int(time.time())
-    async with db.transaction() as conn:
-        row = (
-            await conn.execute(
-                insert(webhooks)
-                .values(**_columns(db, fields), public_id=public_id, created_at=now, updated_at=now)
-                .returning(*webhooks.c)
+    row = (
+        await conn.execute(
+            insert(webhooks)
+            .values(
+                **_columns(db, fields),
+                dialect=dialect,
+                public_id=public_id,
+                created_at=now,
+                updated_at=now,
             )
-        ).one()
-        await _write_topics(conn, row.id, fields.topics)
+            .returning(*webhooks.c)
+        )
+    ).one()
+    await _write_topics(conn, row.id, fields.topics)
     return webhook_from_row(db, row, fields.topics)
 
 
-async def get_webhook(db: Database, webhook_id: int) -> Webhook | None:
-    async with db.read() as conn:
-        rows = (await conn.execute(select(webhooks).where(webhooks.c.id == webhook_id))).all()
-        found = await _with_topics(db, conn, rows)
-    return found[0] if found else None
+async def create_webhook(
+    db: Database, dialect: str, fields: WebhookFields, public_id: str | None = None
+) -> Webhook:
+    async with db.transaction() as conn:
+        return await insert_webhook(db, conn, dialect, fields, public_id)
 
 
-async def get_webhook_by_public_id(db: Database, public_id: str) -> Webhook | None:
+async def get_webhook(db: Database, webhook_id: int, dialect: str) -> Webhook | None:
+    """The webhook with this id, when `dialect` created it."""
     async with db.read() as conn:
-        rows = (await conn.execute(select(webhooks).where(webhooks.c.public_id == public_id))).all()
-        found = await _with_topics(db, conn, rows)
+        rows = (
+            await conn.execute(
+                select(webhooks).where(webhooks.c.id == webhook_id, webhooks.c.dialect == dialect)
+            )
+        ).all()
+        found = await with_topics(db, conn, rows)
     return found[0] if found else None
 
 
 async def list_webhooks(
-    db: Database,
-    *,
-    limit: int,
-    offset: int,
-    device_only: bool = False,
-    topic: str | None = None,
+    db: Database, dialect: str, *, limit: int, offset: int
 ) -> tuple[list[Webhook], int]:
-    """A page of webhooks in creation order, and how many there are in all."""
-    query = select(webhooks)
-    if device_only:
-        query = query.where(webhooks.c.public_id.is_(None))
-    if topic is not None:
-        query = query.where(
-            webhooks.c.id.in_(
-                select(webhook_topics.c.webhook_id).where(webhook_topics.c.topic == topic)
-            )
-        )
+    """A page of a dialect's webhooks in creation order, and how many there are in all."""
+    where = webhooks.c.dialect == dialect
     async with db.read() as conn:
         total = (
-            await conn.execute(select(func.count()).select_from(query.subquery()))
+            await conn.execute(select(func.count()).select_from(webhooks).where(where))
         ).scalar_one()
-        rows = (await conn.execute(query.order_by(webhooks.c.id).limit(limit).offset(offset))).all()
-        return await _with_topics(db, conn, rows), total
-
-
-async def replace_webhook(db: Database, webhook_id: int, fields: WebhookFields) -> Webhook | None:
-    """Write all of `fields`; re-enabling a webhook clears why hookd had disabled it."""
-    async with db.transaction() as conn:
-        row = (
+        rows = (
             await conn.execute(
-                update(webhooks)
-                .where(webhooks.c.id == webhook_id)
-                .values(
-                    **_columns(db, fields),
-                    updated_at=int(time.time()),
-                    disabled_reason=None
-                    if fields.status == "active"
-                    else webhooks.c.disabled_reason,
-                    failing_since=None if fields.status == "active" else webhooks.c.failing_since,
-                )
-                .returning(*webhooks.c)
+                select(webhooks).where(where).order_by(webhooks.c.id).limit(limit).offset(offset)
             )
-        ).first()
-        if row is None:
-            return None
-        await _write_topics(conn, webhook_id, fields.topics)
+        ).all()
+        return await with_topics(db, conn, rows), total
+
+
+async def update_webhook(
+    db: Database, conn: AsyncConnection, webhook_id: int, fields: WebhookFields
+) -> Webhook | None:
+    """Write all of `fields`; re-enabling a webhook clears why hookd had disabled it."""
+    active = fields.status == WebhookStatus.ACTIVE
+    row = (
+        await conn.execute(
+            update(webhooks)
+            .where(webhooks.c.id == webhook_id)
+            .values(
+                **_columns(db, fields),
+                updated_at=int(time.time()),
+                disabled_reason=None if active else webhooks.c.disabled_reason,
+                failing_since=None if active else webhooks.c.failing_since,
+            )
+            .returning(*webhooks.c)
+        )
+    ).first()
+    if row is None:
+        return None
+    await _write_topics(conn, webhook_id, fields.topics)
     return webhook_from_row(db, row, fields.topics)
 
 
+async def replace_webhook(db: Database, webhook_id: int, fields: WebhookFields) -> Webhook | None:
+    async with db.transaction() as conn:
+        return await update_webhook(db, conn, webhook_id, fields)
+
+
 async def delete_webhook(db: Database, webhook_id: int) -> bool:
-    """Delete a webhook with its delivery log."""
+    """Delete a webhook with its delivery log (and, by their foreign keys, the rows a dialect
+    keeps about it)."""
     async with db.transaction() as conn:
         ids = select(deliveries.c.id).where(deliveries.c.webhook_id == webhook_id)
         await conn.execute(delete(attempts).where(attempts.c.delivery_id.in_(ids)))
@@ -181,11 +193,11 @@ async def check_sealed_secrets(db: Database) -> None:
     async with db.read() as conn:
         row = (
             await conn.execute(
-                select(webhooks.c.secret, webhooks.c.api_key)
-                .where(webhooks.c.secret.like(sealed) | webhooks.c.api_key.like(sealed))
+                select(webhooks.c.secret, webhooks.c.bearer_token)
+                .where(webhooks.c.secret.like(sealed) | webhooks.c.bearer_token.like(sealed))
                 .limit(1)
             )
         ).first()
     if row is not None:
         db.secrets.open(row.secret)
-        db.secrets.open(row.api_key)
+        db.secrets.open(row.bearer_token)

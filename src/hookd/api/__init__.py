@@ -1,1 +1,0 @@
-"""The HTTP API: app factory, authentication, one router per dialect, error shapes."""

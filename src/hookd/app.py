@@ -1,0 +1,101 @@
+"""The application: the services every request shares, hookd's own routes and each dialect's."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from hookd import __version__
+from hookd.config import Settings
+from hookd.delivery.chain import CallLog
+from hookd.delivery.sender import Sender
+from hookd.delivery.ssrf import TargetGuard
+from hookd.delivery.worker import Worker
+from hookd.dialects.device.routes import DEVICE
+from hookd.dialects.repository.routes import REPOSITORY
+from hookd.http import auth, health
+from hookd.http.dialect import Dialect
+from hookd.http.errors import ErrorShapes, install_error_handlers
+from hookd.http.services import Services
+from hookd.store.database import Database
+from hookd.store.migrate import schema_problem
+
+DIALECTS: tuple[Dialect, ...] = (DEVICE, REPOSITORY)
+
+DESCRIPTION = """
+hookd delivers events to webhooks over HTTP: signed, within a timeout, retried, logged.
+
+Log in with `POST /api/v1/login`, then send `Authorization: Bearer <token>` on every call.
+"""
+
+# Connections of the client that makes the calls a request waits for (test sends, validation).
+SYNCHRONOUS_CONNECTIONS = 64
+
+
+class SchemaOutOfDate(RuntimeError):
+    pass
+
+
+def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.database_url, secret_key=settings.secret_key)
+        problem = await schema_problem(db)
+        if problem:
+            await db.close()
+            raise SchemaOutOfDate(problem)
+        guard = TargetGuard(settings.allow_networks, enabled=settings.ssrf_guard)
+        sender = Sender(guard, connections=SYNCHRONOUS_CONNECTIONS)
+        await sender.open()
+        call_log = CallLog(db)
+        app.state.services = Services(settings=settings, db=db, sender=sender, call_log=call_log)
+        worker = Worker(db, settings) if run_worker else None
+        worker_task = asyncio.create_task(worker.run()) if worker else None
+        try:
+            yield
+        finally:
+            await call_log.flush()
+            if worker is not None and worker_task is not None:
+                worker.stop()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(worker_task, timeout=35)
+            await sender.close()
+            await db.close()
+
+    app = FastAPI(
+        title="hookd",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    shapes = ErrorShapes(
+        [(d.path_prefix, d.error_shape) for d in DIALECTS if d.error_shape is not None]
+    )
+    install_error_handlers(app, shapes)
+    app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
+    app.include_router(health.router)
+    app.include_router(auth.router)
+    for dialect in DIALECTS:
+        app.include_router(dialect.router)
+    return app
+
+
+def _openapi_without_422(app: FastAPI) -> dict[str, Any]:
+    """FastAPI documents a 422 on every route; hookd answers bad input with 400 instead."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                operation.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema

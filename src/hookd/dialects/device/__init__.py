@@ -1,0 +1,1 @@
+"""The device dialect: an access-control device's webhook API, under /api/v1."""

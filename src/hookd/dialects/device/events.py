@@ -1,0 +1,47 @@
+"""Publishing in the device dialect: one event `{"type", "data"?, "id"?}` or an array of them."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from hookd.domain.errors import InvalidField
+from hookd.domain.event import check_data, check_event_id
+from hookd.publishing import Draft
+
+MAX_EVENTS_PER_REQUEST = 1000
+_EVENT_FIELDS = frozenset({"type", "data", "id"})
+
+
+def parse_events(payload: Any, known_types: Collection[str]) -> list[Draft]:
+    """A publish request's body as drafts; InvalidField names the first bad field
+    (`type`, or `[3].type` in an array)."""
+    single = isinstance(payload, dict)
+    items = [payload] if single else payload
+    if not isinstance(items, list):
+        raise InvalidField("body", "must be an event object or a JSON array of events")
+    if not 1 <= len(items) <= MAX_EVENTS_PER_REQUEST:
+        raise InvalidField("body", f"must hold 1 to {MAX_EVENTS_PER_REQUEST} events")
+    drafts = []
+    for index, item in enumerate(items):
+        prefix = "" if single else f"[{index}]."
+        if not isinstance(item, dict):
+            raise InvalidField(f"[{index}]", "must be an event object")
+        unknown = item.keys() - _EVENT_FIELDS
+        if unknown:
+            raise InvalidField(f"{prefix}{sorted(unknown)[0]}", "is not a field of an event")
+        event_type = item.get("type")
+        if not isinstance(event_type, str):
+            raise InvalidField(f"{prefix}type", "is required and must be a string")
+        if event_type not in known_types:
+            raise InvalidField(f"{prefix}type", f"{event_type!r} is not a known event type")
+        drafts.append(
+            Draft(
+                type=event_type,
+                topic=event_type,
+                data=check_data(item.get("data"), f"{prefix}data"),
+                id=check_event_id(item.get("id"), f"{prefix}id"),
+                field=f"[{index}]",
+            )
+        )
+    return drafts

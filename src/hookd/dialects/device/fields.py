@@ -1,0 +1,192 @@
+"""The device dialect's webhook: its fields, ranges and defaults, as its specification says."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hookd.dialects.device.event_types import KNOWN_EVENT_TYPES
+from hookd.domain.errors import InvalidField
+from hookd.domain.signing import signing_key
+from hookd.domain.states import WebhookStatus
+from hookd.domain.validation import Text, check_http_url, check_line, validated
+from hookd.domain.webhook import Webhook, WebhookFields
+
+# Stored with each webhook this dialect creates.
+NAME = "device"
+
+# The specification's token regex, ^[a-zA-Z0-9!#$%&'+-.^_`|~]+$, read as RFC 7230 meant it: its
+# `+-.` would also admit a comma, which no HTTP client will send in a header name.
+HEADER_NAME = re.compile(r"[a-zA-Z0-9!#$%&'+\-.^_`|~]+")
+HEADER_VALUE = re.compile(r"[\x09\x20-\x7E]*")
+
+SYSTEM_HEADERS = frozenset(
+    {
+        "host",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "upgrade",
+        "via",
+        "te",
+        "trailer",
+        "content-length",
+        "content-type",
+        "authorization",
+        "origin",
+        "permissions-policy",
+        "user-agent",
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-real-ip",
+        "forwarded",
+        "date",
+        "expires",
+        "last-modified",
+        "cache-control",
+        "etag",
+        "if-match",
+        "if-none-match",
+        "access-control-allow-origin",
+        "access-control-allow-methods",
+        "access-control-allow-headers",
+        "access-control-expose-headers",
+    }
+)
+# hookd's own delivery headers: overriding them would break the signature receivers check.
+HOOKD_HEADERS = frozenset(
+    {
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "x-hookd-signature-256",
+        "x-hookd-attempt",
+    }
+)
+
+READ_ONLY_FIELDS = ("uid", "created_at", "updated_at", "disabled_reason")
+
+
+def parse_custom_headers(text: str) -> dict[str, str]:
+    """The `headers` field: a string holding a JSON object of header name → value."""
+    try:
+        pairs = json.loads(text, object_pairs_hook=_pairs)
+    except (ValueError, RecursionError):
+        raise ValueError("must be a string holding a JSON object") from None
+    if not isinstance(pairs, _Pairs):
+        raise ValueError("must be a string holding a JSON object")
+    headers: dict[str, str] = {}
+    seen: set[str] = set()
+    for name, header_value in pairs:
+        lowered = name.lower()
+        if not HEADER_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a valid header name")
+        if lowered in SYSTEM_HEADERS:
+            raise ValueError(f"{name!r} is a system header and cannot be overridden")
+        if lowered in HOOKD_HEADERS:
+            raise ValueError(f"{name!r} is set by hookd and cannot be overridden")
+        if lowered in seen:
+            raise ValueError(f"{name!r} is given twice")
+        seen.add(lowered)
+        if not isinstance(header_value, str):
+            raise ValueError(f"the value of {name!r} must be a string")
+        if not HEADER_VALUE.fullmatch(header_value):
+            raise ValueError(f"the value of {name!r} may hold only printable ASCII and tabs")
+        headers[name] = header_value
+    return headers
+
+
+class _Pairs(list[tuple[str, object]]):
+    """A JSON object's members in order, repeats kept, so that a repeated name can be refused."""
+
+
+def _pairs(members: list[tuple[str, object]]) -> _Pairs:
+    return _Pairs(members)
+
+
+class DeviceWebhookSpec(BaseModel):
+    """A whole webhook as the device dialect writes it (create and replace)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, title="Webhook")
+
+    url: Annotated[str, Field(min_length=4, max_length=2000)]
+    secret: Annotated[str, Field(min_length=16, max_length=128)] | None = None
+    status: Literal["active", "disabled"] = "active"
+    timeout: Annotated[int, Field(ge=1000, le=30000)] = 10_000
+    headers: str = "{}"
+    description: Annotated[Text, Field(max_length=1000)] = ""
+    event_types: Annotated[list[str], Field(min_length=1)]
+    max_retries: Annotated[int, Field(ge=0, le=5)] = 3
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_http_url(value)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_line(value)
+            signing_key(value)
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: str) -> str:
+        parse_custom_headers(value)
+        return value
+
+    @field_validator("event_types")
+    @classmethod
+    def _event_types(cls, value: list[str]) -> list[str]:
+        for event_type in value:
+            if event_type not in KNOWN_EVENT_TYPES:
+                raise ValueError(f"{event_type!r} is not a known event type")
+        if len(set(value)) != len(value):
+            raise ValueError("must not repeat an event type")
+        return value
+
+    def to_fields(self, secret: str | None) -> WebhookFields:
+        return WebhookFields(
+            url=self.url,
+            topics=tuple(self.event_types),
+            secret=self.secret or secret,
+            status=WebhookStatus(self.status),
+            timeout_ms=self.timeout,
+            headers=self.headers,
+            description=self.description,
+            max_retries=self.max_retries,
+        )
+
+
+def parse_webhook(body: Any) -> DeviceWebhookSpec:
+    """Validate a webhook body; raise InvalidField naming the first bad field."""
+    if isinstance(body, dict):
+        body = {key: value for key, value in body.items() if key not in READ_ONLY_FIELDS}
+    return validated(DeviceWebhookSpec, body, "webhook")
+
+
+def patched_webhook(current: Webhook, patch: Any) -> DeviceWebhookSpec:
+    """The webhook `current` with the fields of `patch` changed, validated as a whole."""
+    if not isinstance(patch, dict):
+        raise InvalidField("body", "must be a JSON object")
+    merged: dict[str, Any] = {
+        "url": current.url,
+        "secret": current.secret,
+        "status": current.status.value,
+        "timeout": current.timeout_ms,
+        "headers": current.headers,
+        "description": current.description,
+        "event_types": list(current.topics),
+        "max_retries": current.max_retries,
+    }
+    merged.update(patch)
+    return parse_webhook(merged)

@@ -1,0 +1,303 @@
+"""The device dialect's API under /api/v1: webhooks, publishing, the delivery log, test sends."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response
+
+from hookd import publishing
+from hookd.delivery.sender import Attempt
+from hookd.dialects.device.event_types import EVENT_TYPES, KNOWN_EVENT_TYPES
+from hookd.dialects.device.events import MAX_EVENTS_PER_REQUEST, parse_events
+from hookd.dialects.device.fields import (
+    NAME,
+    DeviceWebhookSpec,
+    parse_webhook,
+    patched_webhook,
+)
+from hookd.dialects.device.views import delivery_view, webhook_entity
+from hookd.domain.event import delivery_body, new_event_id, rfc3339
+from hookd.domain.signing import generate_secret
+from hookd.domain.states import DeliveryState
+from hookd.domain.validation import parse_id
+from hookd.domain.webhook import Webhook
+from hookd.http.auth import ADMIN_ONLY, UNAUTHORIZED, Admin, AnyUser, Hookd
+from hookd.http.body import read_json, read_json_object
+from hookd.http.dialect import Dialect
+from hookd.http.errors import ApiError
+from hookd.http.responses import Json
+from hookd.store import deliveries as delivery_log
+from hookd.store import webhooks as store
+from hookd.store.database import Database
+
+router = APIRouter(prefix="/api/v1")
+WEBHOOKS = "device dialect: webhooks"
+EVENTS = "device dialect: events and deliveries"
+
+# A whole publish request may hold many events; each event is held to HOOKD_MAX_EVENT_BYTES.
+REQUEST_LIMIT = 32 * 1024 * 1024
+
+Uid = Annotated[str, Path(description="The webhook's uid, an integer ≥ 1")]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
+
+_ENTITY_SCHEMA: dict[str, Any] = DeviceWebhookSpec.model_json_schema()
+WEBHOOK_BODY = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": _ENTITY_SCHEMA}}}
+}
+BAD_REQUEST: dict[int | str, dict[str, Any]] = {
+    400: {"description": 'Wrong JSON body, Wrong webhook uid, or `{"error": "<field>: <why>"}`'}
+}
+ERRORS = {**ADMIN_ONLY, **BAD_REQUEST}
+
+_EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["type"],
+    "properties": {
+        "type": {"type": "string", "description": "A device event type (GET /api/v1/event-types)"},
+        "data": {"type": "object"},
+        "id": {
+            "type": "string",
+            "maxLength": 255,
+            "description": "Your id for the event: an idempotency key for 24 h",
+        },
+    },
+}
+PUBLISH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        _EVENT_SCHEMA,
+                        {
+                            "type": "array",
+                            "items": _EVENT_SCHEMA,
+                            "minItems": 1,
+                            "maxItems": MAX_EVENTS_PER_REQUEST,
+                        },
+                    ]
+                }
+            }
+        },
+    }
+}
+
+
+_STATES = tuple(state.value for state in DeliveryState)
+
+
+def wrong_uid() -> ApiError:
+    return ApiError(400, "Wrong webhook uid")
+
+
+async def device_webhook(db: Database, raw_uid: str) -> Webhook:
+    """The device-dialect webhook a path names, or 400 Wrong webhook uid."""
+    uid = parse_id(raw_uid)
+    webhook = None if uid is None else await store.get_webhook(db, uid, NAME)
+    if webhook is None:
+        raise wrong_uid()
+    return webhook
+
+
+# --- webhooks ---------------------------------------------------------------------------------
+
+
+@router.get("/webhooks", summary="List webhooks", tags=[WEBHOOKS], responses=ERRORS)
+async def list_webhooks(_: Admin, hookd: Hookd, limit: Limit = 100, offset: Offset = 0) -> Json:
+    found, total = await store.list_webhooks(hookd.db, NAME, limit=limit, offset=offset)
+    return Json({"items": [webhook_entity(webhook) for webhook in found], "total": total})
+
+
+@router.post(
+    "/webhooks",
+    status_code=201,
+    summary="Create a webhook",
+    tags=[WEBHOOKS],
+    openapi_extra=WEBHOOK_BODY,
+    responses=ERRORS,
+)
+async def create_webhook(request: Request, _: Admin, hookd: Hookd) -> Json:
+    spec = parse_webhook(await read_json_object(request))
+    webhook = await store.create_webhook(hookd.db, NAME, spec.to_fields(secret=generate_secret()))
+    return Json(webhook_entity(webhook), status_code=201)
+
+
+@router.get("/webhooks/{uid}", summary="Get a webhook", tags=[WEBHOOKS], responses=ERRORS)
+async def get_webhook(uid: Uid, _: Admin, hookd: Hookd) -> Json:
+    return Json(webhook_entity(await device_webhook(hookd.db, uid)))
+
+
+@router.put(
+    "/webhooks/{uid}",
+    summary="Replace a webhook (an omitted secret is kept)",
+    tags=[WEBHOOKS],
+    openapi_extra=WEBHOOK_BODY,
+    responses=ERRORS,
+)
+async def replace_webhook(uid: Uid, request: Request, _: Admin, hookd: Hookd) -> Json:
+    current = await device_webhook(hookd.db, uid)
+    spec = parse_webhook(await read_json_object(request))
+    updated = await store.replace_webhook(hookd.db, current.id, spec.to_fields(current.secret))
+    if updated is None:
+        raise wrong_uid()
+    return Json(webhook_entity(updated))
+
+
+@router.patch(
+    "/webhooks/{uid}",
+    summary="Change some fields of a webhook",
+    tags=[WEBHOOKS],
+    responses=ERRORS,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {**_ENTITY_SCHEMA, "required": []}}},
+        }
+    },
+)
+async def patch_webhook(uid: Uid, request: Request, _: Admin, hookd: Hookd) -> Json:
+    current = await device_webhook(hookd.db, uid)
+    spec = patched_webhook(current, await read_json_object(request))
+    updated = await store.replace_webhook(hookd.db, current.id, spec.to_fields(current.secret))
+    if updated is None:
+        raise wrong_uid()
+    return Json(webhook_entity(updated))
+
+
+@router.delete(
+    "/webhooks/{uid}",
+    status_code=204,
+    summary="Delete a webhook",
+    tags=[WEBHOOKS],
+    responses=ERRORS,
+)
+async def delete_webhook(uid: Uid, _: Admin, hookd: Hookd) -> Response:
+    webhook = await device_webhook(hookd.db, uid)
+    if not await store.delete_webhook(hookd.db, webhook.id):
+        raise wrong_uid()
+    return Response(status_code=204)
+
+
+@router.post(
+    "/webhooks/{uid}/test",
+    summary="Send a test event to the webhook now and return what came back",
+    tags=[WEBHOOKS],
+    responses={
+        **ERRORS,
+        200: {"description": '`{"status_code", "duration_ms", "response_body", "error"}`'},
+    },
+)
+async def test_webhook(uid: Uid, _: Admin, hookd: Hookd) -> Json:
+    webhook = await device_webhook(hookd.db, uid)
+    event_id = new_event_id()
+    body = delivery_body(event_id, "hookd.test", rfc3339(time.time()), {"test": True})
+    result = await hookd.sender.send(
+        Attempt(
+            url=webhook.url,
+            body=body,
+            event_id=event_id,
+            number=1,
+            timeout_ms=webhook.timeout_ms,
+            secret=webhook.secret,
+            headers=webhook.headers,
+        )
+    )
+    return Json(
+        {
+            "status_code": result.status_code,
+            "duration_ms": round(result.duration_ms, 3),
+            "response_body": result.body,
+            "error": result.error,
+        }
+    )
+
+
+# --- events -----------------------------------------------------------------------------------
+
+
+@router.get(
+    "/event-types",
+    summary="The catalogue of device event types",
+    tags=[EVENTS],
+    responses=UNAUTHORIZED,
+)
+async def event_types(_: AnyUser) -> Json:
+    return Json({"items": list(EVENT_TYPES), "total": len(EVENT_TYPES)})
+
+
+@router.post(
+    "/events",
+    status_code=202,
+    summary="Publish one event or an array of up to 1000",
+    tags=[EVENTS],
+    openapi_extra=PUBLISH_BODY,
+    responses={
+        **UNAUTHORIZED,
+        **BAD_REQUEST,
+        202: {"description": '`{"ids": [...], "deliveries": N}`: stored, deliveries queued'},
+        413: {"description": "An event (or the request) is too large"},
+    },
+)
+async def publish_events(request: Request, _: AnyUser, hookd: Hookd) -> Json:
+    drafts = parse_events(await read_json(request, REQUEST_LIMIT), KNOWN_EVENT_TYPES)
+    published = await publishing.publish(
+        hookd.db, drafts, time.time(), hookd.settings.max_event_bytes
+    )
+    return Json(
+        {"ids": [p.id for p in published], "deliveries": sum(p.deliveries for p in published)},
+        status_code=202,
+    )
+
+
+# --- the delivery log -------------------------------------------------------------------------
+
+
+@router.get(
+    "/webhooks/{uid}/deliveries",
+    summary="The delivery log of a webhook, newest first, with each delivery's attempts",
+    tags=[EVENTS],
+    responses=ERRORS,
+)
+async def list_deliveries(
+    uid: Uid,
+    _: Admin,
+    hookd: Hookd,
+    status: Annotated[str | None, Query(description=" | ".join(_STATES))] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Json:
+    webhook = await device_webhook(hookd.db, uid)
+    if status is not None and status not in _STATES:
+        raise ApiError(400, f"status: must be one of {', '.join(_STATES)}")
+    found, total = await delivery_log.list_deliveries(
+        hookd.db,
+        webhook.id,
+        state=None if status is None else DeliveryState(status),
+        limit=limit,
+        offset=offset,
+    )
+    return Json({"items": [delivery_view(d) for d in found], "total": total})
+
+
+@router.post(
+    "/deliveries/{delivery_id}/retry",
+    status_code=202,
+    summary="Re-queue a delivery, whatever its state",
+    tags=[EVENTS],
+    responses={**ADMIN_ONLY, 400: {"description": "Wrong delivery id"}},
+)
+async def retry_delivery(
+    delivery_id: Annotated[str, Path(description="The delivery's id")], _: Admin, hookd: Hookd
+) -> Json:
+    number = parse_id(delivery_id)
+    delivery = None if number is None else await delivery_log.requeue(hookd.db, number, time.time())
+    if delivery is None:
+        raise ApiError(400, "Wrong delivery id")
+    return Json(delivery_view(delivery), status_code=202)
+
+
+DEVICE = Dialect(name=NAME, router=router)

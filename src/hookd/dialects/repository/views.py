@@ -1,0 +1,146 @@
+"""What the repository dialect answers: its entities, their paths, and HAL resources."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from hookd.delivery.chain import Call, Verdict
+from hookd.dialects.repository.model import (
+    STATUS_AND_BODY,
+    EventDefinition,
+    Repository,
+    RepositoryWebhook,
+)
+from hookd.http.hal import Resource
+
+
+def webhook_entity(found: RepositoryWebhook) -> dict[str, Any]:
+    """Exactly the specification's fields, in its order."""
+    webhook, binding = found.webhook, found.binding
+    return {
+        "apiKey": webhook.bearer_token,
+        "description": webhook.description,
+        "enabled": webhook.active,
+        "handleResponse": binding.handle_response,
+        "id": webhook.public_id,
+        "restrictions": [{"key": "CATEGORY", "value": value} for value in webhook.categories],
+        "retry": webhook.max_retries > 0,
+        "timeout": webhook.timeout_ms,
+        "uri": binding.uri,
+    }
+
+
+def event_entity(event: EventDefinition) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "name": event.name,
+        "description": event.description,
+        "blocking": event.blocking,
+    }
+
+
+def repository_entity(repository: Repository) -> dict[str, Any]:
+    return {"id": repository.id, "name": repository.name, "base_uri": repository.base_uri}
+
+
+def repository_path(repository_id: str) -> str:
+    return f"/r/{repository_id}"
+
+
+def events_path(repository_id: str) -> str:
+    return f"/r/{repository_id}/events"
+
+
+def event_path(repository_id: str, event_id: str) -> str:
+    return f"/r/{repository_id}/events/{event_id}"
+
+
+def trigger_path(repository_id: str, event_id: str) -> str:
+    return f"{event_path(repository_id, event_id)}/trigger"
+
+
+def webhook_path(repository_id: str, event_id: str, webhook_id: str) -> str:
+    return f"{event_path(repository_id, event_id)}/{webhook_id}"
+
+
+def repository_resource(repository: Repository) -> Resource:
+    return Resource(
+        repository_entity(repository),
+        {"self": repository_path(repository.id), "events": events_path(repository.id)},
+    )
+
+
+def event_resource(
+    event: EventDefinition, webhooks: Sequence[RepositoryWebhook] | None = None
+) -> Resource:
+    """An event definition; with `webhooks`, its webhooks embedded (`webhooks` in plain JSON)."""
+    repo, eid = event.repository_id, event.id
+    resource = Resource(
+        event_entity(event),
+        {
+            "self": event_path(repo, eid),
+            "repository": repository_path(repo),
+            "trigger": trigger_path(repo, eid),
+        },
+    )
+    if webhooks is not None:
+        resource.embedded["webhooks"] = [webhook_resource(repo, eid, w) for w in webhooks]
+    return resource
+
+
+def events_resource(repository_id: str, events: list[EventDefinition]) -> Resource:
+    return Resource(
+        {},
+        {"self": events_path(repository_id), "repository": repository_path(repository_id)},
+        {"events": [event_resource(event) for event in events]},
+    )
+
+
+def webhook_resource(repository_id: str, event_id: str, found: RepositoryWebhook) -> Resource:
+    return Resource(
+        webhook_entity(found),
+        {
+            "self": webhook_path(repository_id, event_id, found.webhook.public_id or ""),
+            "event": event_path(repository_id, event_id),
+            "repository": repository_path(repository_id),
+        },
+    )
+
+
+def response_body(text: str | None) -> Any:
+    """A receiver's answer: parsed when it is JSON, else the text (None when none came)."""
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+
+
+def call_result(call: Call, called: RepositoryWebhook) -> dict[str, Any]:
+    """One validation call as the trigger's answer lists it."""
+    last = call.last
+    view: dict[str, Any] = {"webhook": called.webhook.public_id, "status_code": last.status_code}
+    if called.binding.handle_response == STATUS_AND_BODY:
+        view["body"] = response_body(last.body)
+    if last.error is not None:
+        view["error"] = last.error
+    view["duration_ms"] = round(call.duration_ms, 3)
+    view["attempts"] = len(call.tries)
+    return view
+
+
+def verdict_view(
+    verdict: Verdict, event_id: str, called: Sequence[RepositoryWebhook]
+) -> dict[str, Any]:
+    """`{"id", "allowed", "results"}`: `called` are the webhooks of the chain, in its order."""
+    return {
+        "id": event_id,
+        "allowed": verdict.allowed,
+        "results": [
+            call_result(call, hook) for call, hook in zip(verdict.calls, called, strict=False)
+        ],
+    }

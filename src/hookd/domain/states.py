@@ -1,0 +1,38 @@
+"""The states of a delivery and of a webhook: the only place their names are written."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class DeliveryState(StrEnum):
+    """`pending` → `delivering` → `succeeded` | `failed`, with `retrying` between attempts."""
+
+    PENDING = "pending"
+    DELIVERING = "delivering"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+# States a worker may claim: due new and retrying deliveries, and `delivering` ones whose lease
+# ran out (a claimed delivery's `due_at` is the end of its lease).
+CLAIMABLE: tuple[DeliveryState, ...] = (
+    DeliveryState.PENDING,
+    DeliveryState.RETRYING,
+    DeliveryState.DELIVERING,
+)
+# States in which a delivery waits for its next attempt.
+WAITING: tuple[DeliveryState, ...] = (DeliveryState.PENDING, DeliveryState.RETRYING)
+FINISHED: tuple[DeliveryState, ...] = (DeliveryState.SUCCEEDED, DeliveryState.FAILED)
+
+
+class WebhookStatus(StrEnum):
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+def sql_list(states: tuple[StrEnum, ...]) -> str:
+    """`('pending', 'retrying')`: states written into a statement's text, so that the planner
+    matches it with the partial index on claimable deliveries (a bound parameter would not)."""
+    return "(" + ", ".join(f"'{state.value}'" for state in states) + ")"

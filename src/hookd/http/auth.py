@@ -1,0 +1,108 @@
+"""Login, logout, and the dependencies that check a bearer token and a role."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from hookd.domain.credentials import new_token, token_digest, verify_password
+from hookd.http.body import read_json_object
+from hookd.http.errors import admin_required, login_required
+from hookd.http.responses import Json
+from hookd.http.services import Services, services
+from hookd.store import accounts
+from hookd.store.accounts import User
+
+router = APIRouter(prefix="/api/v1", tags=["authentication"])
+
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"description": "No or invalid token"}}
+ADMIN_ONLY: dict[int | str, dict[str, Any]] = {
+    **UNAUTHORIZED,
+    403: {"description": "Administrator rights required"},
+}
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise login_required()
+    return token.strip()
+
+
+async def current_user(request: Request, hookd: Services = Depends(services)) -> User:
+    digest, now = token_digest(_bearer(request)), time.time()
+    user = hookd.tokens.get(digest, now)
+    if user is not None:
+        return user
+    found = await accounts.find_token(hookd.db, digest, now)
+    if found is None:
+        raise login_required()
+    user, expires_at = found
+    hookd.tokens.put(digest, user, expires_at, now)
+    return user
+
+
+async def current_admin(user: User = Depends(current_user)) -> User:
+    if user.role != "admin":
+        raise admin_required()
+    return user
+
+
+AnyUser = Annotated[User, Depends(current_user)]
+Admin = Annotated[User, Depends(current_admin)]
+Hookd = Annotated[Services, Depends(services)]
+
+LOGIN_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["username", "password"],
+                    "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/login",
+    summary="Log in: exchange a username and password for a bearer token",
+    openapi_extra=LOGIN_BODY,
+    responses={
+        200: {"description": '`{"token": "...", "account_type": "admin"|"user"}`'},
+        400: {"description": 'Not a JSON object: `{"error": "Wrong JSON body"}`'},
+        401: {"description": 'Wrong credentials: `{"error": "Log In"}`'},
+    },
+)
+async def login(request: Request, hookd: Hookd) -> Json:
+    body = await read_json_object(request)
+    username, password = body.get("username"), body.get("password")
+    if not isinstance(username, str) or not isinstance(password, str) or "\x00" in username:
+        raise login_required()
+    found = await accounts.find_login(hookd.db, username)
+    if found is None or not verify_password(found[1], password):
+        raise login_required()
+    user = found[0]
+    token, digest = new_token()
+    await accounts.store_token(hookd.db, user.id, digest, time.time() + hookd.settings.token_ttl)
+    return Json({"token": token, "account_type": user.role})
+
+
+@router.post(
+    "/logout",
+    status_code=204,
+    summary="Log out: revoke the bearer token of this request",
+    responses=UNAUTHORIZED,
+)
+async def logout(request: Request, user: AnyUser, hookd: Hookd) -> Response:
+    digest = token_digest(_bearer(request))
+    hookd.tokens.forget(digest)
+    await accounts.revoke_token(hookd.db, digest)
+    return Response(status_code=204)

@@ -1,0 +1,43 @@
+"""Reading a request body as JSON, within a size limit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Request
+
+from hookd.domain.errors import TooLarge
+from hookd.http.errors import wrong_json_body
+
+DEFAULT_LIMIT = 1024 * 1024
+
+
+async def read_json(request: Request, limit: int = DEFAULT_LIMIT) -> Any:
+    """The body parsed as JSON; 413 past `limit` bytes, "Wrong JSON body" when it is not JSON."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise body_too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise body_too_large(limit)
+        chunks.append(chunk)
+    try:
+        return orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError:
+        raise wrong_json_body() from None
+
+
+def body_too_large(limit: int) -> TooLarge:
+    return TooLarge("body", f"larger than {limit} bytes")
+
+
+async def read_json_object(request: Request, limit: int = DEFAULT_LIMIT) -> dict[str, Any]:
+    """The body as a JSON object; any other JSON is a "Wrong JSON body" too."""
+    body = await read_json(request, limit)
+    if not isinstance(body, dict):
+        raise wrong_json_body()
+    return body

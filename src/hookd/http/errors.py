@@ -1,0 +1,99 @@
+"""API errors, and the shape each part of the API gives them.
+
+Handlers raise ApiError (or let the domain raise InvalidField or TooLarge); the error is rendered
+in the shape of the dialect that owns the request's path, so that every error of a dialect has
+its shape, the framework's own 404s and 405s included. Paths no dialect owns (login, health) use
+hookd's own shape, `{"error": "<message>"}`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from hookd.domain.errors import InvalidField, TooLarge
+from hookd.http.responses import Json
+
+log = logging.getLogger("hookd.api")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code if code is not None else status
+
+
+def login_required() -> ApiError:
+    return ApiError(401, "Log In")
+
+
+def admin_required() -> ApiError:
+    return ApiError(403, "Administrator rights required")
+
+
+def wrong_json_body() -> ApiError:
+    return ApiError(400, "Wrong JSON body")
+
+
+# Renders one error: (request, HTTP status, message, the dialect's error code) → response.
+ErrorShape = Callable[[Request, int, str, int], Response]
+
+
+def plain_error(request: Request, status: int, message: str, code: int) -> Response:
+    """hookd's own error shape: `{"error": "<message>"}`."""
+    return Json({"error": message}, status_code=status)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorShapes:
+    """Which shape errors take under which path prefix."""
+
+    by_prefix: Sequence[tuple[str, ErrorShape]] = ()
+    default: ErrorShape = plain_error
+
+    def render(self, request: Request, status: int, message: str, code: int | None) -> Response:
+        path = request.url.path
+        shape = next(
+            (shape for prefix, shape in self.by_prefix if path.startswith(prefix)), self.default
+        )
+        return shape(request, status, message, status if code is None else code)
+
+
+def install_error_handlers(app: FastAPI, shapes: ErrorShapes) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        return shapes.render(request, exc.status, exc.message, exc.code)
+
+    @app.exception_handler(InvalidField)
+    async def _invalid_field(request: Request, exc: InvalidField) -> Response:
+        return shapes.render(request, 400, str(exc), None)
+
+    @app.exception_handler(TooLarge)
+    async def _too_large(request: Request, exc: TooLarge) -> Response:
+        return shapes.render(request, 413, str(exc), None)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        error = exc.errors()[0]
+        location = [str(part) for part in error.get("loc", ())]
+        if location[:1] == ["body"] and len(location) <= 1:
+            return shapes.render(request, 400, "Wrong JSON body", None)
+        field = ".".join(location[1:]) or "request"
+        return shapes.render(request, 400, f"{field}: {error.get('msg', 'is not valid')}", None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        return shapes.render(request, exc.status_code, str(exc.detail), None)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return shapes.render(request, 500, "Internal error", None)

@@ -1,0 +1,30 @@
+"""What the request handlers share: settings, the store, and the synchronous-call machinery."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from hookd.config import Settings
+from hookd.delivery.chain import CallLog
+from hookd.delivery.sender import Sender
+from hookd.http.token_cache import TokenCache
+from hookd.store.database import Database
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    db: Database
+    # Sends what a request waits for (test sends, validation hooks), apart from the worker's.
+    sender: Sender
+    # Writes synchronous calls to the delivery log after their answers went out.
+    call_log: CallLog
+    tokens: TokenCache = field(default_factory=TokenCache)
+
+
+async def services(request: Request) -> Services:
+    # async: FastAPI runs a plain dependency in its thread pool, a hop on every request.
+    services: Services = request.app.state.services
+    return services

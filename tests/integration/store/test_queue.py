@@ -1,0 +1,149 @@
+"""The delivery queue on both stores: claims, leases, concurrent claimers, outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import text
+
+from hookd.domain.webhook import WebhookFields
+from hookd.store import webhooks
+from hookd.store.database import Database
+from hookd.store.deliveries import list_deliveries
+from hookd.store.events import NewEvent, publish
+from hookd.store.queue import Outcome, claim_due, record_outcomes
+from hookd.store.retention import prune_finished
+
+NOW = 1_800_000_000.0
+TOPIC = "log.door_was_opened"
+
+
+async def queue_deliveries(db: Database, count: int, hooks: int = 1) -> list[int]:
+    ids = []
+    for index in range(hooks):
+        hook = await webhooks.create_webhook(
+            db,
+            "device",
+            WebhookFields(url=f"http://127.0.0.1:9/{index}", topics=(TOPIC,), secret="s" * 16),
+        )
+        ids.append(hook.id)
+    events = [NewEvent(f"e{n}", TOPIC, b'{"n": %d}' % n) for n in range(count)]
+    published = await publish(db, events, NOW)
+    assert sum(p.deliveries for p in published) == count * hooks
+    return ids
+
+
+def outcome(delivery_id: int, webhook_id: int, state: str, attempt: int = 1) -> Outcome:
+    return Outcome(delivery_id, webhook_id, state, NOW + 60, attempt, NOW, 3.0, 500, "no", "x")
+
+
+async def test_claims_carry_what_the_send_needs(db: Database) -> None:
+    [hook_id] = await queue_deliveries(db, 3)
+    claimed = await claim_due(db, 10, NOW, lease=30)
+    assert sorted(c.event_id for c in claimed) == ["e0", "e1", "e2"]
+    first = claimed[0]
+    assert first.attempt == 1
+    assert first.webhook_id == hook_id
+    assert first.url == "http://127.0.0.1:9/0"
+    assert first.secret == "s" * 16
+    assert first.body.startswith(b'{"n": ')
+    assert first.webhook_active
+
+
+async def test_a_claim_is_held_until_its_lease_runs_out(db: Database) -> None:
+    await queue_deliveries(db, 2)
+    assert len(await claim_due(db, 10, NOW, lease=30)) == 2
+    assert await claim_due(db, 10, NOW + 29, lease=30) == []
+    again = await claim_due(db, 10, NOW + 31, lease=30)
+    assert len(again) == 2
+    assert all(c.attempt == 1 for c in again)
+
+
+async def test_claims_respect_the_limit_and_the_due_time(db: Database) -> None:
+    await queue_deliveries(db, 5)
+    assert await claim_due(db, 10, NOW - 1, lease=30) == []
+    assert len(await claim_due(db, 3, NOW, lease=30)) == 3
+    assert len(await claim_due(db, 3, NOW, lease=30)) == 2
+
+
+async def test_concurrent_claimers_never_share_a_delivery(db: Database) -> None:
+    await queue_deliveries(db, 100, hooks=4)
+    others = [Database(db.url) for _ in range(3)]
+    try:
+        rounds = await asyncio.gather(
+            *(claim_due(claimer, 30, NOW, lease=30) for claimer in [db, *others] for _ in range(5))
+        )
+    finally:
+        for other in others:
+            await other.close()
+    ids = [c.id for batch in rounds for c in batch]
+    assert len(ids) == len(set(ids)) == 400
+
+
+async def test_outcomes_move_states_and_log_attempts(db: Database) -> None:
+    [hook_id] = await queue_deliveries(db, 3)
+    a, b, c = sorted(await claim_due(db, 10, NOW, lease=30), key=lambda c: c.event_id)
+    await record_outcomes(
+        db,
+        [outcome(a.id, hook_id, "succeeded"), outcome(b.id, hook_id, "retrying"),
+         outcome(c.id, hook_id, "failed")],
+        NOW,
+        disable_after=3600,
+    )  # fmt: skip
+    found, total = await list_deliveries(db, hook_id, state=None, limit=10, offset=0)
+    states = {d.event_id: d.state for d in found}
+    assert total == 3
+    assert states == {"e0": "succeeded", "e1": "retrying", "e2": "failed"}
+    assert all(len(d.attempt_log) == 1 and d.attempts == 1 for d in found)
+    # The retrying one is due again at its due time, not before.
+    assert await claim_due(db, 10, NOW + 59, lease=30) == []
+    [retry] = await claim_due(db, 10, NOW + 61, lease=30)
+    assert (retry.event_id, retry.attempt) == ("e1", 2)
+
+
+async def test_a_webhook_failing_long_enough_is_disabled(db: Database) -> None:
+    [hook_id] = await queue_deliveries(db, 2)
+    first, second = await claim_due(db, 10, NOW, lease=30)
+    assert await record_outcomes(db, [outcome(first.id, hook_id, "failed")], NOW, 100) == []
+    disabled = await record_outcomes(db, [outcome(second.id, hook_id, "failed")], NOW + 100, 100)
+    assert disabled == [hook_id]
+    hook = await webhooks.get_webhook(db, hook_id, "device")
+    assert hook is not None
+    assert hook.status == "disabled"
+    assert hook.disabled_reason
+
+
+async def test_a_success_resets_the_failing_clock(db: Database) -> None:
+    [hook_id] = await queue_deliveries(db, 3)
+    one, two, three = await claim_due(db, 10, NOW, lease=30)
+    await record_outcomes(db, [outcome(one.id, hook_id, "failed")], NOW, 100)
+    await record_outcomes(db, [outcome(two.id, hook_id, "succeeded")], NOW + 50, 100)
+    assert await record_outcomes(db, [outcome(three.id, hook_id, "failed")], NOW + 120, 100) == []
+
+
+async def test_pruning_deletes_only_old_finished_events(db: Database) -> None:
+    [hook_id] = await queue_deliveries(db, 3)
+    done, retrying = await claim_due(db, 2, NOW, lease=30)  # the third stays pending
+    await record_outcomes(
+        db, [outcome(done.id, hook_id, "succeeded"), outcome(retrying.id, hook_id, "retrying")],
+        NOW, 3600,
+    )  # fmt: skip
+    assert await prune_finished(db, cutoff=NOW) == 0  # nothing is older than the cutoff
+    assert await prune_finished(db, cutoff=NOW + 1) == 1  # only the succeeded one
+    found, total = await list_deliveries(db, hook_id, state=None, limit=10, offset=0)
+    assert total == 2
+    assert {d.state for d in found} == {"retrying", "pending"}
+
+
+async def test_a_publish_queues_its_deliveries_in_event_then_webhook_order(db: Database) -> None:
+    hooks = await queue_deliveries(db, 3, hooks=2)
+    async with db.read() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT e.id, d.webhook_id FROM deliveries d"
+                    " JOIN events e ON e.seq = d.event_seq ORDER BY d.id"
+                )
+            )
+        ).all()
+    assert [tuple(row) for row in rows] == [(f"e{n}", hook) for n in range(3) for hook in hooks]

@@ -22,7 +22,7 @@ def event_data(payload_bytes: int) -> dict[str, object]:
 
 
 def delivery_body(event_id: str, data: dict[str, object]) -> bytes:
-    """A body shaped like hookd's delivery body (contract §5)."""
+    """A body shaped like hookd's delivery body."""
     return orjson.dumps(
         {"id": event_id, "type": EVENT_TYPE, "created_at": "2024-01-01T00:00:00Z", "data": data}
     )

@@ -1,1 +1,1 @@
-"""The rules of hookd, free of I/O: webhook fields, event catalogues, signing."""
+"""The rules of hookd, free of I/O: webhooks, events, states, signing, credentials, validation."""

@@ -24,15 +24,8 @@ CLAIMABLE: tuple[DeliveryState, ...] = (
 )
 # States in which a delivery waits for its next attempt.
 WAITING: tuple[DeliveryState, ...] = (DeliveryState.PENDING, DeliveryState.RETRYING)
-FINISHED: tuple[DeliveryState, ...] = (DeliveryState.SUCCEEDED, DeliveryState.FAILED)
 
 
 class WebhookStatus(StrEnum):
     ACTIVE = "active"
     DISABLED = "disabled"
-
-
-def sql_list(states: tuple[StrEnum, ...]) -> str:
-    """`('pending', 'retrying')`: states written into a statement's text, so that the planner
-    matches it with the partial index on claimable deliveries (a bound parameter would not)."""
-    return "(" + ", ".join(f"'{state.value}'" for state in states) + ")"

@@ -94,7 +94,7 @@ def field_error(exc: ValidationError, model: type[BaseModel], what: str) -> Inva
         what = _singular(location[0])
     if kind == "extra_forbidden":
         message = f"is not a field of {'an' if what[0] in 'aeiou' else 'a'} {what}"
-    elif kind == "literal_error":
+    elif kind in ("literal_error", "enum"):
         message = f"must be {ctx.get('expected')}"
     elif kind in ("string_too_short", "too_short") and ctx.get("min_length") == 1:
         message = (

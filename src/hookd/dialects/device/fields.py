@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
 
 from hookd.dialects.device.event_types import KNOWN_EVENT_TYPES
 from hookd.domain.errors import InvalidField
@@ -118,7 +118,7 @@ class DeviceWebhookSpec(BaseModel):
 
     url: Annotated[str, Field(min_length=4, max_length=2000)]
     secret: Annotated[str, Field(min_length=16, max_length=128)] | None = None
-    status: Literal["active", "disabled"] = "active"
+    status: Annotated[WebhookStatus, Strict(False)] = WebhookStatus.ACTIVE
     timeout: Annotated[int, Field(ge=1000, le=30000)] = 10_000
     headers: str = "{}"
     description: Annotated[Text, Field(max_length=1000)] = ""
@@ -159,7 +159,7 @@ class DeviceWebhookSpec(BaseModel):
             url=self.url,
             topics=tuple(self.event_types),
             secret=self.secret or secret,
-            status=WebhookStatus(self.status),
+            status=self.status,
             timeout_ms=self.timeout,
             headers=self.headers,
             description=self.description,

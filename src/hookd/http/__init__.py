@@ -1,0 +1,1 @@
+"""What every part of hookd's HTTP API shares: authentication, bodies, error shapes, HAL, health."""

@@ -72,7 +72,7 @@ def print_tables(results: dict[str, Any], console: Console | None = None) -> Non
     if backlog.row_count:
         console.print(backlog)
     if results.get("isolation"):
-        print_isolation(results, console)
+        print_isolation(results, console, warn_busy=False)
     busy = _busy_phases(results)
     if busy:
         console.print(
@@ -110,6 +110,10 @@ def _busy_phases(results: dict[str, Any]) -> list[str]:
         for phase in ("throughput", "latency_run"):
             if (_get(run, phase, "cpu", "machine", "other_cores") or 0) > NOISY_CORES:
                 out.append(f"{backend} {phase.replace('_run', '')}")
+    for backend, run in (_get(results, "isolation", "runs") or {}).items():
+        for label in ("alone", "beside"):
+            if (_get(run, label, "other_cores") or 0) > NOISY_CORES:
+                out.append(f"isolation {backend} {label}")
     return out
 
 
@@ -262,7 +266,9 @@ def _ratio(value: object, lower: bool) -> str:
     return f"{'≥ ' if lower else ''}{value:,.2f}×"
 
 
-def print_isolation(results: dict[str, Any], console: Console | None = None) -> None:
+def print_isolation(
+    results: dict[str, Any], console: Console | None = None, warn_busy: bool = True
+) -> None:
     """The isolation scenario (bench/isolation.py): a healthy webhook alone and beside bad ones."""
     if console is None:
         console = Console()
@@ -375,5 +381,12 @@ def print_isolation(results: dict[str, Any], console: Console | None = None) -> 
         )
     if bad.row_count:
         console.print(bad)
+    if warn_busy:  # print_tables warns for every phase itself
+        busy = [p for p in _busy_phases(results) if p.startswith("isolation")]
+        if busy:
+            console.print(
+                f"[yellow]The machine was busy with other work during {', '.join(busy)} "
+                f"(> {NOISY_CORES} cores on average): those figures are noisy.[/yellow]"
+            )
     for note in notes:
         console.print(f"[yellow]isolation {note}[/yellow]")

@@ -19,6 +19,7 @@ from bench.config import BenchConfig, parse_args
 from bench.console import say
 from bench.hookd_proc import HarnessError
 from bench.hookd_run import run_backend
+from bench.isolation import IsolationConfig, run_isolation
 from bench.payload import run_tag
 from bench.postgres import ThrowAwayDatabase
 from bench.receiver import Receiver
@@ -75,6 +76,10 @@ def _run(cfg: BenchConfig, results: dict[str, Any]) -> int:
         results["trigger_overhead"] = _trigger_overhead()
     if not cfg.quick:
         results["publish_only"] = _publish_only(cfg.backends)
+    if cfg.isolation and not cfg.quick:
+        results["isolation"] = run_isolation(IsolationConfig.from_bench(cfg))
+        if any("error" in run for run in results["isolation"]["runs"].values()):
+            code = 1
     return code
 
 

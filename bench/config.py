@@ -28,6 +28,7 @@ class BenchConfig:
     hookd_settings: dict[str, str]  # extra HOOKD_* settings for every hookd process
     wait_quiet_s: float  # wait up to this long for the machine to be idle before starting
     backlog_rows: int  # pending deliveries of the claim-under-backlog run; 0 skips it
+    isolation: bool = True  # the isolation scenario (bench/isolation.py); never with --quick
 
     def workers_for(self, backend: str) -> int:
         if backend == "sqlite":
@@ -106,6 +107,11 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         help="pending deliveries for the claims-under-backlog run (default 1000000; quick 0)",
     )
     p.add_argument(
+        "--no-isolation",
+        action="store_true",
+        help="skip the isolation scenario (bench/isolation.py; full run only, ~3 min per store)",
+    )
+    p.add_argument(
         "--wait-quiet",
         type=float,
         default=0.0,
@@ -148,4 +154,5 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         hookd_settings=settings,
         wait_quiet_s=max(0.0, a.wait_quiet),
         backlog_rows=a.backlog if a.backlog is not None else (0 if a.quick else 1_000_000),
+        isolation=not a.quick and not a.no_isolation,
     )

@@ -43,17 +43,24 @@ def auth(token: str) -> dict[str, str]:
 
 
 async def create_webhooks(
-    session: aiohttp.ClientSession, base: str, token: str, urls: list[str]
+    session: aiohttp.ClientSession,
+    base: str,
+    token: str,
+    urls: list[str],
+    *,
+    event_type: str = EVENT_TYPE,
+    timeout_ms: int = 10000,
+    max_retries: int = 3,
 ) -> list[object]:
-    """One device-dialect webhook per URL; returns their uids."""
+    """One device-dialect webhook per URL, subscribed to ``event_type``; returns their uids."""
     uids: list[object] = []
     for url in urls:
         body = {
             "url": url,
-            "event_types": [EVENT_TYPE],
+            "event_types": [event_type],
             "secret": new_secret(),
-            "timeout": 10000,
-            "max_retries": 3,
+            "timeout": timeout_ms,
+            "max_retries": max_retries,
         }
         async with session.post(f"{base}/api/v1/webhooks", json=body, headers=auth(token)) as resp:
             answer = await _json(resp)
@@ -118,8 +125,27 @@ async def _publish_one(
     log.last_ack = acked if log.last_ack is None else max(log.last_ack, acked)
 
 
-def event(event_id: str, data: dict[str, object]) -> dict[str, object]:
-    return {"type": EVENT_TYPE, "id": event_id, "data": data}
+def event(
+    event_id: str, data: dict[str, object], event_type: str = EVENT_TYPE
+) -> dict[str, object]:
+    return {"type": event_type, "id": event_id, "data": data}
+
+
+DELIVERY_STATES = ("pending", "delivering", "retrying", "succeeded", "failed")
+
+
+async def delivery_counts(
+    session: aiohttp.ClientSession, base: str, token: str, uid: object
+) -> dict[str, int | None]:
+    """How many of a webhook's deliveries are in each state (the log's ``total``, per state)."""
+    counts: dict[str, int | None] = {}
+    for state in DELIVERY_STATES:
+        url = f"{base}/api/v1/webhooks/{uid}/deliveries?status={state}&limit=1"
+        async with session.get(url, headers=auth(token)) as resp:
+            answer = await _json(resp)
+        total = answer.get("total") if resp.status == 200 and isinstance(answer, dict) else None
+        counts[state] = int(total) if isinstance(total, int) else None
+    return counts
 
 
 async def publish_batches(
@@ -131,6 +157,7 @@ async def publish_batches(
     batch: int,
     publishers: int,
     stop_at: float,
+    event_type: str = EVENT_TYPE,
 ) -> PublishLog:
     """Publishes ``ids`` as JSON arrays of ``batch`` events from ``publishers`` concurrent tasks."""
     headers = {**auth(token), "Content-Type": "application/json"}
@@ -142,7 +169,7 @@ async def publish_batches(
             if time.monotonic() > stop_at:
                 log.stopped_by_deadline = True
                 return
-            body = orjson.dumps([event(i, data) for i in chunk])
+            body = orjson.dumps([event(i, data, event_type) for i in chunk])
             await _publish_one(session, base, headers, chunk, body, log)
 
     await asyncio.gather(*(publisher() for _ in range(publishers)))

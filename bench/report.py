@@ -71,6 +71,8 @@ def print_tables(results: dict[str, Any], console: Console | None = None) -> Non
     backlog = _backlog_table(results)
     if backlog.row_count:
         console.print(backlog)
+    if results.get("isolation"):
+        print_isolation(results, console, warn_busy=False)
     busy = _busy_phases(results)
     if busy:
         console.print(
@@ -108,6 +110,10 @@ def _busy_phases(results: dict[str, Any]) -> list[str]:
         for phase in ("throughput", "latency_run"):
             if (_get(run, phase, "cpu", "machine", "other_cores") or 0) > NOISY_CORES:
                 out.append(f"{backend} {phase.replace('_run', '')}")
+    for backend, run in (_get(results, "isolation", "runs") or {}).items():
+        for label in ("alone", "beside"):
+            if (_get(run, label, "other_cores") or 0) > NOISY_CORES:
+                out.append(f"isolation {backend} {label}")
     return out
 
 
@@ -248,3 +254,139 @@ def _backlog_table(results: dict[str, Any]) -> Table:
             f"{run['worker']['rss_peak_mib']:.0f} MiB",
         )
     return t
+
+
+def _bound(value: object, lower: bool) -> str:
+    return ("≥ " if lower and value is not None else "") + _ms(value)
+
+
+def _ratio(value: object, lower: bool) -> str:
+    if not isinstance(value, int | float):
+        return "–"
+    return f"{'≥ ' if lower else ''}{value:,.2f}×"
+
+
+def print_isolation(
+    results: dict[str, Any], console: Console | None = None, warn_busy: bool = True
+) -> None:
+    """The isolation scenario (bench/isolation.py): a healthy webhook alone and beside bad ones."""
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=220)
+    iso = results["isolation"]
+    cfg = iso["config"]
+    t = Table(
+        title=f"Isolation: one healthy webhook at {cfg['rate']:g} events/s for "
+        f"{cfg['window_s']:g} s, alone and beside bad receivers (+{cfg['drain_s']:g} s drain)",
+        caption="rate: healthy deliveries arrived inside the window ÷ window · missing: "
+        "published − arrived · p50/p99: publish sent → arrival, ms, of what arrived by the end "
+        "of the drain · incl. missing: the still missing counted as arriving at drain end "
+        "(≥: a lower bound) · ratios use those · target: p50, p99 ≤ 2×, rate ≥ 0.95×",
+    )
+    for col in (
+        "store",
+        "run",
+        "published",
+        "rate/s",
+        "missing at window end",
+        "missing after drain",
+        "p50",
+        "p99",
+        "p50 incl. missing",
+        "p99 incl. missing",
+        "call p50/p99",
+        "hookd cores",
+        "other cores",
+    ):
+        t.add_column(col, justify="left" if col in ("store", "run") else "right")
+    notes: list[str] = []
+    for backend, run in iso.get("runs", {}).items():
+        if "skipped" in run or "error" in run:
+            notes.append(f"{backend}: {run.get('skipped') or 'FAILED — ' + str(run.get('error'))}")
+            continue
+        for label in ("alone", "beside"):
+            part = run[label]
+            h, call = part["healthy"], part["publish"]["request_latency"]
+            low = bool(h["incl_missing"]["lower_bound"])
+            t.add_row(
+                f"{backend} ×{run['workers']}",
+                label,
+                _n(h["published"]),
+                _n(h["rate_per_s"], 1),
+                _n(h["missing_at_window_end"]),
+                _n(h["missing_after_drain"]),
+                _ms(h["latency_of_arrived"]["p50_ms"]),
+                _ms(h["latency_of_arrived"]["p99_ms"]),
+                _bound(h["incl_missing"]["p50_ms"], low),
+                _bound(h["incl_missing"]["p99_ms"], low),
+                f"{_ms(call['p50_ms'])} / {_ms(call['p99_ms'])}",
+                _n(_get(part, "cpu_cores", "hookd"), 2),
+                _n(part.get("other_cores"), 2),
+            )
+        r = run["ratios"]
+        low = bool(r["lower_bound"])
+        t.add_row(
+            "",
+            "beside ÷ alone",
+            "",
+            _ratio(r["rate"], False),
+            "",
+            "",
+            "",
+            "",
+            _ratio(r["p50"], low),
+            _ratio(r["p99"], low),
+            "target met" if r["target_met"] else "target NOT met",
+            "",
+            "",
+        )
+    console.print(t)
+    bad = Table(
+        title="Isolation: the bad webhooks during the beside window "
+        "(requests/s each receiver read; held: mean seconds hookd kept a connection, "
+        "to the end of the drain)",
+        title_justify="left",
+    )
+    for col in (
+        "store",
+        "backlog queued",
+        "refused at window start: pending / delivering / retrying",
+        "hang req/s",
+        "hang held s",
+        "500 req/s",
+        "close req/s",
+        "trickle req/s",
+        "trickle held s",
+        "bad rx cores",
+    ):
+        bad.add_column(col, justify="left" if col == "store" else "right")
+    for backend, run in iso.get("runs", {}).items():
+        if "beside" not in run:
+            continue
+        part = run["beside"]
+        seen = part.get("bad_receivers", {})
+        start = part.get("refused_at_window_start") or {}
+        bad.add_row(
+            backend,
+            _n(_get(run, "backlog", "deliveries_queued")),
+            " / ".join(_n(start.get(k)) for k in ("pending", "delivering", "retrying")),
+            _n(_get(seen, "hang", "requests_per_s"), 1),
+            _n(_get(seen, "hang", "held_mean_s"), 2),
+            _n(_get(seen, "500", "requests_per_s"), 1),
+            _n(_get(seen, "close", "requests_per_s"), 1),
+            _n(_get(seen, "trickle", "requests_per_s"), 1),
+            _n(_get(seen, "trickle", "held_mean_s"), 2),
+            _n(_get(part, "cpu_cores", "bad_receivers"), 2),
+        )
+    if bad.row_count:
+        console.print(bad)
+    if warn_busy:  # print_tables warns for every phase itself
+        busy = [p for p in _busy_phases(results) if p.startswith("isolation")]
+        if busy:
+            console.print(
+                f"[yellow]The machine was busy with other work during {', '.join(busy)} "
+                f"(> {NOISY_CORES} cores on average): those figures are noisy.[/yellow]"
+            )
+    for note in notes:
+        console.print(f"[yellow]isolation {note}[/yellow]")

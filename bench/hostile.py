@@ -376,8 +376,9 @@ def _kind_note(kind: str, tally: dict[str, Any], attack: dict[str, Any]) -> str:
     if kind == "slow-hook":
         fast = attack.get("probes", {}).get("fast-trigger") or {}
         return (
-            f"fast repo's trigger p99 {_ms(fast.get('p99_ms'))} ms, allowed "
-            f"{fast.get('allowed')}/{fast.get('samples')}"
+            f"{tally.get('inflight_per_client')} waiting per client; the fast repository's "
+            f"trigger: p99 {_ms(fast.get('p99_ms'))} ms, allowed {fast.get('allowed')}/"
+            f"{fast.get('samples')}"
         )
     sent = tally.get("bytes_sent") or 0
     return f"{sent / 1e6:,.0f} MB sent" if sent >= 1e6 else ""

@@ -7,18 +7,35 @@ import gc
 import logging
 import signal
 import sys
-from typing import Annotated
+from typing import IO, Annotated, Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand
 
 from hookd import __version__
-from hookd.config import Settings, SettingsError, load_settings
+from hookd.config import Settings, SettingsError, given_names, load_settings, unknown_settings
 
+
+class _Command(TyperCommand):
+    """A command whose usage line names its arguments plainly (`add [OPTIONS] NAME`)."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                pieces.append(param.display_name_raw)
+        return pieces
+
+
+# Plain help (no rich panels): those show every flag as `<bool>`.
 app = typer.Typer(
-    help="hookd: a self-hosted webhook service.", no_args_is_help=True, add_completion=False
+    help="hookd: a self-hosted webhook service.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
 )
-user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+user_app = typer.Typer(help="Manage users.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(user_app, name="user")
 console = Console()
 errors = Console(stderr=True)
@@ -32,10 +49,31 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def _warn(message: str) -> None:
+    errors.print(f"hookd: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
 def _settings(**overrides: object) -> Settings:
+    """The settings, after a line for each HOOKD_* variable that is no setting; the store's
+    directory checked (and the default one created)."""
+    from hookd.startup import StartupError, store_directory
+
+    for line in unknown_settings(given_names()):
+        _warn(line)
     try:
-        return load_settings(**overrides)
-    except SettingsError as exc:
+        settings = load_settings(**overrides)
+        store_directory(settings)
+    except (SettingsError, StartupError) as exc:
+        raise _fail(str(exc)) from None
+    return settings
+
+
+def _lock_store(settings: Settings, command: str) -> IO[str] | None:
+    from hookd.startup import StartupError, lock_store
+
+    try:
+        return lock_store(settings, command)
+    except StartupError as exc:
         raise _fail(str(exc)) from None
 
 
@@ -82,9 +120,12 @@ def _prepare(settings: Settings, *, first_start: bool) -> None:
     from hookd.startup import StartupError, prepare_store
 
     try:
-        admin = asyncio.run(prepare_store(settings, first_start=first_start))
+        prepared = asyncio.run(prepare_store(settings, first_start=first_start))
     except StartupError as exc:
         raise _fail(str(exc)) from None
+    for notice in prepared.notices:
+        _warn(notice)
+    admin = prepared.admin
     if admin is not None:
         if admin.generated_password:
             console.print(
@@ -96,7 +137,7 @@ def _prepare(settings: Settings, *, first_start: bool) -> None:
             console.print(f"Created the first admin [bold]{admin.username}[/].")
 
 
-@app.command()
+@app.command(cls=_Command)
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address [HOOKD_HOST].")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port [HOOKD_PORT].")] = None,
@@ -115,13 +156,21 @@ def serve(
     import uvicorn
 
     from hookd.app import create_app
+    from hookd.listening import CannotListen, bind
 
+    lock = _lock_store(settings, "serve")
+    try:
+        # Bound before anything is announced: a port in use is one line, not a start-up
+        # followed by a failure.
+        sock = bind(settings.host, settings.port, "another --port or HOOKD_PORT")
+    except CannotListen as exc:
+        raise _fail(str(exc)) from None
     _prepare(settings, first_start=True)
     _logging()
     console.print(f"hookd {__version__} serving on http://{settings.host}:{settings.port}")
     application = create_app(settings, run_worker=not no_worker)
     _quiet_collector()
-    uvicorn.run(
+    config = uvicorn.Config(
         application,
         host=settings.host,
         port=settings.port,
@@ -131,6 +180,8 @@ def serve(
         log_level="info",
         timeout_graceful_shutdown=40,
     )
+    uvicorn.Server(config).run(sockets=[sock])
+    del lock  # held until here
 
 
 def _has_uvloop() -> bool:
@@ -141,13 +192,14 @@ def _has_uvloop() -> bool:
     return True
 
 
-@app.command()
+@app.command(cls=_Command)
 def worker() -> None:
     """Run a delivery worker alone (any number may share one PostgreSQL database)."""
     from hookd.delivery.worker import Worker
     from hookd.store.database import Database
 
     settings = _settings()
+    lock = _lock_store(settings, "worker")
     _prepare(settings, first_start=False)
     _logging()
 
@@ -166,9 +218,10 @@ def worker() -> None:
     _quiet_collector()
     console.print(f"hookd {__version__} worker started")
     asyncio.run(run())
+    del lock  # held until here
 
 
-@app.command()
+@app.command(cls=_Command)
 def migrate() -> None:
     """Bring the store's schema up to date."""
     from hookd.store import migrate as migrations
@@ -195,9 +248,9 @@ def migrate() -> None:
         console.print(f"Migrated the schema from {before or 'nothing'} to {after}.")
 
 
-@user_app.command("add")
+@user_app.command("add", cls=_Command)
 def user_add(
-    name: Annotated[str, typer.Argument(help="The username.")],
+    name: Annotated[str, typer.Argument(help="The username.", metavar="NAME")],
     role: Annotated[str, typer.Option(help="admin or user.")] = "user",
     password: Annotated[
         str | None, typer.Option(help="The password; prompted for when not given.")
@@ -242,7 +295,7 @@ def user_add(
         console.print(f"Password: [bold]{shown}[/] (shown only this once)")
 
 
-@app.command()
+@app.command(cls=_Command)
 def listen(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 9000,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -253,14 +306,17 @@ def listen(
     """A local receiver for trying hookd out: prints each delivery and checks its signature."""
     from hookd.domain.signing import signing_key
     from hookd.listen import run_listener
+    from hookd.listening import CannotListen
 
     if secret is not None:
         try:
             signing_key(secret)
         except ValueError as exc:
             raise _fail(f"--secret: {exc}") from None
-    console.print(f"Listening on http://{host}:{port}/ (Ctrl-C to stop)")
-    run_listener(host=host, port=port, secret=secret)
+    try:
+        run_listener(host=host, port=port, secret=secret)
+    except CannotListen as exc:
+        raise _fail(str(exc)) from None
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from yarl import URL
 from hookd import __version__
 from hookd.delivery.retry import parse_retry_after
 from hookd.delivery.ssrf import GuardedResolver, TargetGuard, TargetRefused, check_literal_host
-from hookd.domain.signing import signature_headers, signing_key
+from hookd.domain.signing import SigningKeys, signature_headers, signing_keys
 
 USER_AGENT = f"hookd/{__version__}"
 # Only this much of a receiver's answer is kept, so a huge answer cannot exhaust memory.
@@ -57,8 +57,8 @@ def _custom_headers(text: str) -> dict[str, str]:
 
 
 @lru_cache(maxsize=4096)
-def _key(secret: str) -> bytes:
-    return signing_key(secret)
+def _keys(secret: str) -> SigningKeys:
+    return signing_keys(secret)
 
 
 @lru_cache(maxsize=256)
@@ -77,7 +77,7 @@ def request_headers(attempt: Attempt, timestamp: int) -> dict[str, str]:
     }
     if attempt.secret:
         headers.update(
-            signature_headers(_key(attempt.secret), attempt.event_id, timestamp, attempt.body)
+            signature_headers(_keys(attempt.secret), attempt.event_id, timestamp, attempt.body)
         )
     if attempt.bearer_token:
         headers["Authorization"] = f"Bearer {attempt.bearer_token}"

@@ -279,8 +279,14 @@ async def test_the_ssrf_guard_refuses_loopback_unless_allowed(
     for hook in (by_name, by_ip):
         [delivery] = await guarded.wait_for_deliveries(hook["uid"], 1)
         assert delivery["status"] == "failed"
-        assert "SSRF guard" in delivery["attempts"][0]["error"]
-        assert "loopback" in delivery["attempts"][0]["error"]
+        error = delivery["attempts"][0]["error"]
+        assert error.startswith("refused by the SSRF guard: "), error
+        assert "loopback" in error
+        # It names the setting that lets a user deliver to this machine.
+        assert error.endswith(
+            "; to deliver there, list its network in HOOKD_ALLOW_TARGETS "
+            "(127.0.0.0/8 for this machine) and restart hookd"
+        )
     assert receiver.requests == []
 
 

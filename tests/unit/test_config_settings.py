@@ -198,7 +198,7 @@ def test_retry_schedule_refusals_say_what_to_write(value: str, says: str) -> Non
     ],
 )
 def test_sqlite_url_refusals_say_how_to_write_one(url: str, says: str) -> None:
-    with pytest.raises(SettingsError, match="^HOOKD_DATABASE_URL: ") as raised:
+    with pytest.raises(SettingsError, match=r"^HOOKD_DATABASE_URL: ") as raised:
         load_settings(database_url=url)
     assert says in str(raised.value)
 

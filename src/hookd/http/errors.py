@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match, Mount
@@ -46,6 +47,14 @@ def wrong_json_body() -> ApiError:
 
 # Renders one error: (request, HTTP status, message, the dialect's error code) → response.
 ErrorShape = Callable[[Request, int, str, int], Response]
+
+
+class Error(BaseModel):
+    """hookd's own error shape: `{"error": "<message>"}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: str
 
 
 def plain_error(request: Request, status: int, message: str, code: int) -> Response:

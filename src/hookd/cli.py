@@ -24,7 +24,7 @@ class _Command(TyperCommand):
         pieces = [self.options_metavar] if self.options_metavar else []
         for param in self.get_params(ctx):
             if param.param_type_name == "argument":
-                pieces.append(param.display_name_raw)
+                pieces.append(param.metavar or (param.name or "").upper())
         return pieces
 
 

@@ -96,15 +96,13 @@ class Settings(BaseSettings):
             if not value.strip():
                 raise ValueError("needs at least one delay, e.g. 5s,30s,2m")
             parts = value.split(",")
-            delays = []
             for number, part in enumerate(parts, 1):
                 if not part.strip():
                     raise ValueError(
                         f"delay {number} of {len(parts)} is empty; write delays like 5s,30s,2m"
                     )
-                delays.append(parse_duration(part))
-            value = delays
-        delays = tuple(value)  # type: ignore[arg-type]
+            value = [parse_duration(part) for part in parts]
+        delays: tuple[float, ...] = tuple(value)  # type: ignore[arg-type]
         if any(delay <= 0 for delay in delays):
             raise ValueError("every delay must be longer than 0, e.g. 5s,30s,2m")
         return delays

@@ -34,7 +34,7 @@ def check_text(value: str) -> str:
 LINE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 # An absolute http(s) URL with a host, as documented.
-HTTP_URL_SCHEMA = {
+HTTP_URL_SCHEMA: dict[str, Any] = {
     "format": "uri",
     "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://([^\s/?#@]+@)?[^\s/?#@]+([/?#]\S*)?$",
 }

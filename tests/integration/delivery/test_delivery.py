@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -95,6 +97,24 @@ async def test_deliveries_verify_with_standardwebhooks_and_svix_given_the_secret
     # The hex header keeps its key: the secret's UTF-8 bytes, or a whsec_ secret's decoded ones.
     expected = hmac.new(hex_key, request.body, hashlib.sha256).hexdigest()
     assert headers["x-hookd-signature-256"] == f"sha256={expected}"
+    # And the README's hand-written verifier agrees.
+    readme_verify = readme_verifier()
+    assert readme_verify(secret, headers, request.body)
+    assert not readme_verify(secret, headers, tampered)
+    assert not readme_verify("another-secret-entirely", headers, request.body)
+
+
+def readme_verifier() -> Any:
+    """The `verify` function README.md shows receivers, as written there."""
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    [source] = [
+        block
+        for block in re.findall(r"^```python\n(.*?)^```$", readme, re.M | re.S)
+        if "def verify(secret: str" in block
+    ]
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)
+    return namespace["verify"]
 
 
 async def test_retries_until_success_with_the_same_webhook_id(api: Api, receiver: Receiver) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import machine, publish_only
+from bench import hostile, machine, publish_only
 from bench.backlog import run_backlog
 from bench.ceiling import run_ceiling
 from bench.config import BenchConfig, parse_args
@@ -80,7 +80,22 @@ def _run(cfg: BenchConfig, results: dict[str, Any]) -> int:
         results["isolation"] = run_isolation(IsolationConfig.from_bench(cfg))
         if any("error" in run for run in results["isolation"]["runs"].values()):
             code = 1
+    if not cfg.quick and "sqlite" in cfg.backends:
+        found: dict[str, Any] = {}
+        results["hostile"] = found
+        _hostile(cfg, found)
     return code
+
+
+def _hostile(cfg: BenchConfig, found: dict[str, Any]) -> None:
+    """/healthz and a publish with 20 hostile clients of each kind (bench/hostile.py), SQLite."""
+    say("hostile clients: every kind at once, SQLite, 10 s windows")
+    settings = hostile.HostileConfig(window_s=10.0, hookd=cfg.hookd, settings=cfg.hookd_settings)
+    try:
+        hostile.run(settings, found)
+    except HarnessError as exc:
+        say(f"hostile clients: FAILED: {exc}")
+        found["error"] = str(exc)
 
 
 def _publish_only(backends: tuple[str, ...]) -> dict[str, Any]:
@@ -153,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         results["exit_code"] = code
         path = write_json(results, stamp)
         print_tables(results)
+        if results.get("hostile"):
+            hostile.print_tables(results["hostile"])
         say(f"results: {path} ({results['duration_s']}s)")
     return code
 

@@ -246,16 +246,22 @@ def environment(**settings: str) -> dict[str, str]:
 
 
 def hookd(
-    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+    cwd: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `hookd args…`; subprocess.run kills it if it outlives `timeout`."""
+    """Run `hookd args…` (with `stdin` as its standard input, else none); subprocess.run kills
+    it if it outlives `timeout`."""
     return subprocess.run(
         [HOOKD, *args],
         cwd=cwd,
         env=env if env is not None else environment(),
         capture_output=True,
         text=True,
-        stdin=subprocess.DEVNULL,
+        input=stdin,
+        stdin=subprocess.DEVNULL if stdin is None else None,
         timeout=timeout,
         check=False,
     )

@@ -7,14 +7,22 @@ import gc
 import logging
 import signal
 import sys
-from typing import IO, Annotated, Any
+import time
+from collections.abc import Awaitable, Callable
+from typing import IO, TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.progress import Progress, TextColumn
+from rich.table import Table
 from typer.core import TyperCommand
 
 from hookd import __version__
 from hookd.config import Settings, SettingsError, given_names, load_settings, unknown_settings
+
+if TYPE_CHECKING:
+    from hookd.store.database import Database
 
 
 class _Command(TyperCommand):
@@ -27,6 +35,8 @@ class _Command(TyperCommand):
                 pieces.append(param.metavar or (param.name or "").upper())
         return pieces
 
+
+UserName = Annotated[str, typer.Argument(help="The username.", metavar="NAME")]
 
 # Plain help (no rich panels): those show every flag as `<bool>`.
 app = typer.Typer(
@@ -250,7 +260,7 @@ def migrate() -> None:
 
 @user_app.command("add", cls=_Command)
 def user_add(
-    name: Annotated[str, typer.Argument(help="The username.", metavar="NAME")],
+    name: UserName,
     role: Annotated[str, typer.Option(help="admin or user.")] = "user",
     password: Annotated[
         str | None, typer.Option(help="The password; prompted for when not given.")
@@ -317,6 +327,147 @@ def listen(
         run_listener(host=host, port=port, secret=secret)
     except CannotListen as exc:
         raise _fail(str(exc)) from None
+
+
+T = TypeVar("T")
+
+
+def _on_store(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run `work` with the store open (its schema checked first)."""
+    _prepare(settings, first_start=False)
+
+    from hookd.store.database import Database
+
+    async def run() -> T:
+        db = Database(settings.database_url, pool_size=1, secret_key=settings.secret_key)
+        try:
+            return await work(db)
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
+
+
+def _when(timestamp: int | None) -> str:
+    return "" if timestamp is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
+@user_app.command("list", cls=_Command)
+def user_list() -> None:
+    """List the users, their roles and whether they are disabled."""
+    from hookd.store import accounts
+
+    found = _on_store(_settings(), accounts.list_accounts)
+    table = Table("user", "role", "created", "disabled since", box=box.SIMPLE_HEAD)
+    for account in found:
+        table.add_row(
+            account.username, account.role, _when(account.created_at), _when(account.disabled_at)
+        )
+    console.print(table)
+
+
+def _account_change(name: str, change: Callable[[Database], Awaitable[bool]]) -> None:
+    from hookd.store import accounts
+
+    try:
+        found = _on_store(_settings(), change)
+    except accounts.LastAdmin:
+        raise _fail(
+            f"{name!r} is the last enabled admin: add or enable another admin first"
+        ) from None
+    if not found:
+        raise _fail(f"there is no user named {name!r} (hookd user list shows them)")
+
+
+@user_app.command("disable", cls=_Command)
+def user_disable(
+    name: UserName,
+) -> None:
+    """Disable a user: its tokens are revoked and it cannot log in until enabled again."""
+    from hookd.store import accounts
+
+    _account_change(name, lambda db: accounts.set_disabled(db, name, True))
+    console.print(f"Disabled [bold]{name}[/]; its sessions are logged out.", highlight=False)
+
+
+@user_app.command("enable", cls=_Command)
+def user_enable(name: UserName) -> None:
+    """Enable a disabled user again."""
+    from hookd.store import accounts
+
+    _account_change(name, lambda db: accounts.set_disabled(db, name, False))
+    console.print(f"Enabled [bold]{name}[/].", highlight=False)
+
+
+@user_app.command("delete", cls=_Command)
+def user_delete(
+    name: UserName,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a user and its tokens."""
+    from hookd.store import accounts
+
+    if not yes and sys.stdin.isatty():
+        typer.confirm(f"Delete the user {name!r}?", abort=True)
+    _account_change(name, lambda db: accounts.delete_user(db, name))
+    console.print(f"Deleted [bold]{name}[/].", highlight=False)
+
+
+@user_app.command("set-password", cls=_Command)
+def user_set_password(
+    name: UserName,
+) -> None:
+    """Set a user's password, read from a prompt (or from standard input when it is not a
+    terminal: the first line); the user's sessions are logged out."""
+    from hookd.domain.credentials import hash_password
+    from hookd.store import accounts
+
+    if sys.stdin.isatty():
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise _fail("the password must not be empty")
+    _account_change(name, lambda db: accounts.set_password(db, name, hash_password(password)))
+    console.print(f"Changed the password of [bold]{name}[/].", highlight=False)
+
+
+@app.command(cls=_Command)
+def prune(
+    older_than: Annotated[
+        str | None,
+        typer.Option(help="Prune what finished before this long ago [HOOKD_RETENTION]."),
+    ] = None,
+) -> None:
+    """Delete finished events (with their deliveries and attempts) past the retention, now."""
+    from hookd.config import parse_duration
+    from hookd.store.retention import prune_finished
+
+    settings = _settings()
+    try:
+        keep = settings.retention if older_than is None else parse_duration(older_than)
+    except ValueError as exc:
+        raise _fail(f"--older-than: {exc}") from None
+    if keep <= 0:
+        console.print("HOOKD_RETENTION is 0: finished events are kept; nothing was pruned.")
+        return
+    cutoff = time.time() - keep
+
+    async def run(db: Database) -> int:
+        pruned = 0
+        with Progress(
+            TextColumn("pruning finished events"), TextColumn("{task.completed:,}"), console=console
+        ) as progress:
+            task = progress.add_task("prune", total=None)
+            while done := await prune_finished(db, cutoff):
+                pruned += done
+                progress.update(task, completed=pruned)
+        return pruned
+
+    pruned = _on_store(settings, run)
+    console.print(
+        f"Pruned {pruned:,} finished events older than {older_than or 'HOOKD_RETENTION'}."
+    )
 
 
 def main() -> None:

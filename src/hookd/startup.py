@@ -109,8 +109,8 @@ async def prepare_store(settings: Settings, *, first_start: bool) -> Prepared:
             return Prepared(
                 notices=[
                     "HOOKD_ADMIN_PASSWORD is ignored: it sets the first admin's password only "
-                    "when the store has no users yet, and this one has; unset it to silence "
-                    "this line"
+                    "when the store has no users yet; change a password with `hookd user "
+                    "set-password NAME` and unset the variable"
                 ]
             )
         password = settings.admin_password or generate_password()

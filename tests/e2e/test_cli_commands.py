@@ -228,12 +228,70 @@ def test_listen_on_a_port_in_use_is_one_line(tmp_path: Path) -> None:
     assert result.stdout == ""
 
 
-@pytest.mark.parametrize("args", [[], ["serve"], ["user"], ["user", "add"], ["listen"]])
+@pytest.mark.parametrize(
+    "args",
+    [[], ["serve"], ["user"], ["user", "add"], ["user", "set-password"], ["listen"], ["prune"]],
+)
 def test_help_shows_no_type_placeholders(tmp_path: Path, args: list[str]) -> None:
     result = hookd(tmp_path, *args, "--help")
     assert result.returncode == 0, result.stderr
     assert "<bool>" not in result.stdout
     assert "{" not in result.stdout and "}" not in result.stdout
     assert "Usage: hookd" in result.stdout
-    if args == ["user", "add"]:
-        assert "Usage: hookd user add [OPTIONS] NAME" in result.stdout
+    if args[:1] == ["user"] and args[1:]:
+        assert f"Usage: hookd user {args[1]} [OPTIONS] NAME" in result.stdout
+
+
+async def test_operators_manage_users(tmp_path: Path) -> None:
+    env = await migrated(tmp_path)
+    for name, role in (("ann", "admin"), ("bob", "user")):
+        added = hookd(tmp_path, "user", "add", name, "--role", role, "--password", "pw", env=env)
+        assert added.returncode == 0, added.stderr
+    listed = hookd(tmp_path, "user", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert re.search(r"ann\s+admin", listed.stdout) and re.search(r"bob\s+user", listed.stdout)
+
+    disabled = hookd(tmp_path, "user", "disable", "bob", env=env)
+    assert disabled.returncode == 0, disabled.stderr
+    assert (await login(env["HOOKD_DATABASE_URL"], "bob", "pw")).status_code == 401
+    enabled = hookd(tmp_path, "user", "enable", "bob", env=env)
+    assert enabled.returncode == 0, enabled.stderr
+    assert (await login(env["HOOKD_DATABASE_URL"], "bob", "pw")).status_code == 200
+
+    changed = hookd(tmp_path, "user", "set-password", "bob", env=env, stdin="n3w-pw\n")
+    assert changed.returncode == 0, changed.stderr
+    assert "n3w-pw" not in changed.stdout + changed.stderr
+    assert (await login(env["HOOKD_DATABASE_URL"], "bob", "pw")).status_code == 401
+    assert (await login(env["HOOKD_DATABASE_URL"], "bob", "n3w-pw")).status_code == 200
+    empty = hookd(tmp_path, "user", "set-password", "bob", env=env, stdin="\n")
+    assert_one_line_error(empty, "empty")
+
+    assert_one_line_error(hookd(tmp_path, "user", "disable", "ann", env=env), "ann", "last")
+    assert_one_line_error(hookd(tmp_path, "user", "delete", "ann", env=env), "ann", "last")
+    assert_one_line_error(hookd(tmp_path, "user", "enable", "zed", env=env), "zed", "no user")
+    deleted = hookd(tmp_path, "user", "delete", "bob", env=env)
+    assert deleted.returncode == 0, deleted.stderr
+    assert rows(tmp_path / "x.db", "SELECT username FROM users") == [("ann",)]
+
+
+async def test_prune_deletes_old_finished_events_now(tmp_path: Path) -> None:
+    env = await migrated(tmp_path)
+    database = tmp_path / "x.db"
+    with sqlite3.connect(database) as conn:
+        conn.executemany(
+            "INSERT INTO events (seq, id, type, body, deliveries, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(1, "old", "t", b"{}", 1, 1000.0), (2, "new", "t", b"{}", 1, 4e9)],
+        )
+        conn.executemany(
+            "INSERT INTO deliveries (event_seq, webhook_id, state, due_at, created_at, updated_at)"
+            " VALUES (?, 1, ?, 0, 0, 0)",
+            [(1, "succeeded"), (2, "succeeded")],
+        )
+    pruned = hookd(tmp_path, "prune", env=env)
+    assert pruned.returncode == 0, pruned.stderr
+    assert "Pruned 1 " in pruned.stdout, pruned.stdout
+    assert rows(database, "SELECT id FROM events") == [("new",)]
+    assert rows(database, "SELECT event_seq FROM deliveries") == [(2,)]
+    bad = hookd(tmp_path, "prune", "--older-than", "soon", env=env)
+    assert_one_line_error(bad, "--older-than")

@@ -13,6 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hookd.domain.credentials import hash_password
+from hookd.store import accounts, migrate
+from hookd.store.database import Database
 from support import HOOKD, environment, free_port
 
 pytestmark = pytest.mark.slow  # subprocesses: seconds each
@@ -125,6 +128,7 @@ def test_serve_with_a_given_admin_password(serve: Serve, tmp_path: Path) -> None
     assert login.status_code == 200, login.text
     stop(process)
     assert "given-password-1" not in serve.output(1)
+    assert "HOOKD_ADMIN_PASSWORD" not in (tmp_path / "serve-1.err").read_text(), "it was used"
     assert (tmp_path / "given.db").is_file()
     assert not (tmp_path / "var").exists()
 
@@ -163,23 +167,33 @@ def test_a_second_serve_on_one_sqlite_file_is_refused(serve: Serve, tmp_path: Pa
     assert wait_healthy(f"http://127.0.0.1:{port}", third).status_code == 200, "lock released"
 
 
-def test_an_admin_password_given_after_the_first_start_is_said_to_be_ignored(
+async def test_an_admin_password_given_after_the_first_start_is_said_to_be_ignored(
     serve: Serve, tmp_path: Path
 ) -> None:
+    url = f"sqlite:///{tmp_path}/started.db"
+    db = Database(url, pool_size=1)
+    try:
+        await migrate.upgrade(db)
+        await accounts.create_user(db, "admin", hash_password("the-first-password"), "admin")
+    finally:
+        await db.close()
     port = free_port()
-    first = serve.start(port, 1, "--no-worker")
-    assert wait_healthy(f"http://127.0.0.1:{port}", first).status_code == 200
-    stop(first)
-    assert "HOOKD_ADMIN_PASSWORD" not in (tmp_path / "serve-1.err").read_text()
-    second = serve.start(port, 2, "--no-worker", HOOKD_ADMIN_PASSWORD="a-later-password")
-    assert wait_healthy(f"http://127.0.0.1:{port}", second).status_code == 200
-    stop(second)
+    process = serve.start(
+        port,
+        1,
+        "--no-worker",
+        HOOKD_DATABASE_URL=url,
+        HOOKD_ADMIN_PASSWORD="a-later-password",
+    )
+    assert wait_healthy(f"http://127.0.0.1:{port}", process).status_code == 200
+    stop(process)
     notices = [
         line
-        for line in (tmp_path / "serve-2.err").read_text().splitlines()
+        for line in (tmp_path / "serve-1.err").read_text().splitlines()
         if "HOOKD_ADMIN_PASSWORD" in line
     ]
     assert notices == [
         "hookd: HOOKD_ADMIN_PASSWORD is ignored: it sets the first admin's password only when "
-        "the store has no users yet, and this one has; unset it to silence this line"
+        "the store has no users yet; change a password with `hookd user set-password NAME` "
+        "and unset the variable"
     ]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hookd.store.database import Database
@@ -42,6 +43,99 @@ async def create_user(db: Database, username: str, password_hash: str, role: str
     return User(user_id, username, role)
 
 
+@dataclass(slots=True, frozen=True)
+class Account:
+    """A user as operators see it."""
+
+    id: int
+    username: str
+    role: str
+    created_at: int
+    disabled_at: int | None
+
+
+async def list_accounts(db: Database) -> list[Account]:
+    async with db.read() as conn:
+        rows = await conn.execute(
+            select(
+                users.c.id, users.c.username, users.c.role, users.c.created_at, users.c.disabled_at
+            ).order_by(users.c.username)
+        )
+        return [Account(*row) for row in rows]
+
+
+class LastAdmin(Exception):
+    """The change would leave no enabled admin."""
+
+
+async def _check_an_admin_is_left(conn: Any, username: str) -> None:
+    others = (
+        await conn.execute(
+            select(func.count())
+            .select_from(users)
+            .where(
+                users.c.role == "admin",
+                users.c.disabled_at.is_(None),
+                users.c.username != username,
+            )
+        )
+    ).scalar_one()
+    if not others:
+        raise LastAdmin(username)
+
+
+async def set_disabled(db: Database, username: str, disabled: bool) -> bool:
+    """Disable an account (its tokens are revoked; it cannot log in) or enable it again; False
+    when there is no such user. Refuses (LastAdmin) to disable the last enabled admin."""
+    async with db.transaction() as conn:
+        if disabled:
+            await _check_an_admin_is_left(conn, username)
+        found = (
+            await conn.execute(
+                update(users)
+                .where(users.c.username == username)
+                .values(disabled_at=int(time.time()) if disabled else None)
+                .returning(users.c.id)
+            )
+        ).first()
+        if found is None:
+            return False
+        if disabled:
+            await conn.execute(delete(tokens).where(tokens.c.user_id == found.id))
+    return True
+
+
+async def delete_user(db: Database, username: str) -> bool:
+    """Delete an account and its tokens; refuses (LastAdmin) to delete the last enabled admin."""
+    async with db.transaction() as conn:
+        await _check_an_admin_is_left(conn, username)
+        user_id = (
+            await conn.execute(select(users.c.id).where(users.c.username == username))
+        ).scalar()
+        if user_id is None:
+            return False
+        await conn.execute(delete(tokens).where(tokens.c.user_id == user_id))
+        await conn.execute(delete(users).where(users.c.id == user_id))
+    return True
+
+
+async def set_password(db: Database, username: str, password_hash: str) -> bool:
+    """Change a password; the account's tokens are revoked (every session logs in again)."""
+    async with db.transaction() as conn:
+        user_id = (
+            await conn.execute(
+                update(users)
+                .where(users.c.username == username)
+                .values(password_hash=password_hash)
+                .returning(users.c.id)
+            )
+        ).scalar()
+        if user_id is None:
+            return False
+        await conn.execute(delete(tokens).where(tokens.c.user_id == user_id))
+    return True
+
+
 async def count_users(db: Database) -> int:
     async with db.read() as conn:
         return (await conn.execute(select(func.count()).select_from(users))).scalar_one()
@@ -53,7 +147,7 @@ async def find_login(db: Database, username: str) -> tuple[User, str] | None:
         row = (
             await conn.execute(
                 select(users.c.id, users.c.username, users.c.role, users.c.password_hash).where(
-                    users.c.username == username
+                    users.c.username == username, users.c.disabled_at.is_(None)
                 )
             )
         ).first()
@@ -77,7 +171,11 @@ async def find_token(db: Database, digest: str, now: float) -> tuple[User, float
             await conn.execute(
                 select(users.c.id, users.c.username, users.c.role, tokens.c.expires_at)
                 .join(tokens, tokens.c.user_id == users.c.id)
-                .where(tokens.c.token_hash == digest, tokens.c.expires_at > now)
+                .where(
+                    tokens.c.token_hash == digest,
+                    tokens.c.expires_at > now,
+                    users.c.disabled_at.is_(None),
+                )
             )
         ).first()
     return None if row is None else (User(row.id, row.username, row.role), row.expires_at)

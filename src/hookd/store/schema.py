@@ -49,6 +49,8 @@ users = Table(
     Column("password_hash", Text, nullable=False),
     Column("role", String(16), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    # When an operator disabled the account (it cannot log in); null while it is enabled.
+    Column("disabled_at", BigInteger),
 )
 
 tokens = Table(

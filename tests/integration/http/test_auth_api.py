@@ -204,3 +204,22 @@ async def test_tokens_are_stored_hashed(api: Api, db: Database) -> None:
     for row in rows:
         for value in row:
             assert not any(token in str(value) for token in raw)
+
+
+async def test_a_disabled_account_can_neither_log_in_nor_use_its_token(
+    api: Api, db: Database
+) -> None:
+    assert await status_of(api, api.user) == 200
+    assert await accounts.set_disabled(db, "user", True)
+    await asyncio.sleep(token_cache.TTL)  # as another hookd process (the CLI) would do it
+    response = await api.client.get("/api/v1/event-types", headers=api.user)
+    assert (response.status_code, response.json()) == (401, LOG_IN)
+    login = await api.client.post(
+        "/api/v1/login", json={"username": "user", "password": USER_PASSWORD}
+    )
+    assert (login.status_code, login.json()) == (401, LOG_IN)
+    assert await accounts.set_disabled(db, "user", False)
+    login = await api.client.post(
+        "/api/v1/login", json={"username": "user", "password": USER_PASSWORD}
+    )
+    assert login.status_code == 200

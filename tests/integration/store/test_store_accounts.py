@@ -76,3 +76,55 @@ async def test_tokens_go_with_their_user(db: Database) -> None:
         left = (await conn.execute(select(func.count()).select_from(tokens))).scalar_one()
     assert left == 1
     assert await user_for_token(db, "b" * 64, now) == bob
+
+
+async def test_operators_manage_accounts(db: Database) -> None:
+    ann = await accounts.create_user(db, "ann", "h-ann", "admin")
+    bob = await accounts.create_user(db, "bob", "h-bob", "user")
+    now = time.time()
+    await accounts.store_token(db, bob.id, "b" * 64, now + 60)
+    assert [(a.username, a.role, a.disabled_at) for a in await accounts.list_accounts(db)] == [
+        ("ann", "admin", None),
+        ("bob", "user", None),
+    ]
+
+    assert await accounts.set_disabled(db, "bob", True) is True
+    assert await accounts.find_login(db, "bob") is None
+    assert await user_for_token(db, "b" * 64, now) is None
+    listed = {a.username: a for a in await accounts.list_accounts(db)}
+    assert listed["bob"].disabled_at is not None
+    assert await accounts.set_disabled(db, "bob", False) is True
+    assert await accounts.find_login(db, "bob") == (bob, "h-bob")
+    assert await user_for_token(db, "b" * 64, now) is None, "disabling revoked the token"
+
+    await accounts.store_token(db, bob.id, "c" * 64, now + 60)
+    assert await accounts.set_password(db, "bob", "h-new") is True
+    assert await accounts.find_login(db, "bob") == (bob, "h-new")
+    assert await user_for_token(db, "c" * 64, now) is None, "a new password logs sessions out"
+
+    assert await accounts.delete_user(db, "bob") is True
+    assert await accounts.find_login(db, "bob") is None
+    assert [a.username for a in await accounts.list_accounts(db)] == ["ann"]
+    for change in (
+        accounts.set_disabled(db, "nobody", True),
+        accounts.set_password(db, "nobody", "h"),
+        accounts.delete_user(db, "nobody"),
+    ):
+        assert await change is False
+    assert await accounts.find_login(db, "ann") == (ann, "h-ann")
+
+
+async def test_the_last_enabled_admin_stays(db: Database) -> None:
+    await accounts.create_user(db, "ann", "h", "admin")
+    await accounts.create_user(db, "bob", "h", "user")
+    with pytest.raises(accounts.LastAdmin):
+        await accounts.set_disabled(db, "ann", True)
+    with pytest.raises(accounts.LastAdmin):
+        await accounts.delete_user(db, "ann")
+    await accounts.create_user(db, "cid", "h", "admin")
+    assert await accounts.set_disabled(db, "cid", True) is True
+    with pytest.raises(accounts.LastAdmin, match="ann"):
+        await accounts.delete_user(db, "ann")
+    assert await accounts.set_disabled(db, "cid", False) is True
+    assert await accounts.delete_user(db, "ann") is True
+    assert [a.username for a in await accounts.list_accounts(db)] == ["bob", "cid"]

@@ -6,10 +6,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 
 from hookd import __version__
 from hookd.config import Settings
@@ -19,7 +17,7 @@ from hookd.delivery.ssrf import TargetGuard
 from hookd.delivery.worker import Worker
 from hookd.dialects.device.routes import DEVICE
 from hookd.dialects.repository.routes import REPOSITORY
-from hookd.http import auth, health
+from hookd.http import auth, docs, health, openapi
 from hookd.http.dialect import Dialect
 from hookd.http.errors import ErrorShapes, install_error_handlers
 from hookd.http.services import Services
@@ -73,29 +71,17 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     shapes = ErrorShapes(
         [(d.path_prefix, d.error_shape) for d in DIALECTS if d.error_shape is not None]
     )
     install_error_handlers(app, shapes)
-    app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
+    app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
+    docs.mount(app)
     app.include_router(health.router)
     app.include_router(auth.router)
     for dialect in DIALECTS:
         app.include_router(dialect.router)
     return app
-
-
-def _openapi_without_422(app: FastAPI) -> dict[str, Any]:
-    """FastAPI documents a 422 on every route; hookd answers bad input with 400 instead."""
-    if app.openapi_schema is None:
-        schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
-        for path in schema.get("paths", {}).values():
-            for operation in path.values():
-                operation.get("responses", {}).pop("422", None)
-        for name in ("HTTPValidationError", "ValidationError"):
-            schema.get("components", {}).get("schemas", {}).pop(name, None)
-        app.openapi_schema = schema
-    return app.openapi_schema

@@ -9,24 +9,43 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import IO, TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich import box
 from rich.console import Console
 from rich.progress import Progress, TextColumn
 from rich.table import Table
+from typer.core import TyperCommand
 
 from hookd import __version__
-from hookd.config import Settings, SettingsError, load_settings
+from hookd.config import Settings, SettingsError, given_names, load_settings, unknown_settings
 
 if TYPE_CHECKING:
     from hookd.store.database import Database
 
+
+class _Command(TyperCommand):
+    """A command whose usage line names its arguments plainly (`add [OPTIONS] NAME`)."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                pieces.append(param.metavar or (param.name or "").upper())
+        return pieces
+
+
+UserName = Annotated[str, typer.Argument(help="The username.", metavar="NAME")]
+
+# Plain help (no rich panels): those show every flag as `<bool>`.
 app = typer.Typer(
-    help="hookd: a self-hosted webhook service.", no_args_is_help=True, add_completion=False
+    help="hookd: a self-hosted webhook service.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
 )
-user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+user_app = typer.Typer(help="Manage users.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(user_app, name="user")
 console = Console()
 errors = Console(stderr=True)
@@ -40,10 +59,31 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def _warn(message: str) -> None:
+    errors.print(f"hookd: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
 def _settings(**overrides: object) -> Settings:
+    """The settings, after a line for each HOOKD_* variable that is no setting; the store's
+    directory checked (and the default one created)."""
+    from hookd.startup import StartupError, store_directory
+
+    for line in unknown_settings(given_names()):
+        _warn(line)
     try:
-        return load_settings(**overrides)
-    except SettingsError as exc:
+        settings = load_settings(**overrides)
+        store_directory(settings)
+    except (SettingsError, StartupError) as exc:
+        raise _fail(str(exc)) from None
+    return settings
+
+
+def _lock_store(settings: Settings, command: str) -> IO[str] | None:
+    from hookd.startup import StartupError, lock_store
+
+    try:
+        return lock_store(settings, command)
+    except StartupError as exc:
         raise _fail(str(exc)) from None
 
 
@@ -90,9 +130,12 @@ def _prepare(settings: Settings, *, first_start: bool) -> None:
     from hookd.startup import StartupError, prepare_store
 
     try:
-        admin = asyncio.run(prepare_store(settings, first_start=first_start))
+        prepared = asyncio.run(prepare_store(settings, first_start=first_start))
     except StartupError as exc:
         raise _fail(str(exc)) from None
+    for notice in prepared.notices:
+        _warn(notice)
+    admin = prepared.admin
     if admin is not None:
         if admin.generated_password:
             console.print(
@@ -104,7 +147,7 @@ def _prepare(settings: Settings, *, first_start: bool) -> None:
             console.print(f"Created the first admin [bold]{admin.username}[/].")
 
 
-@app.command()
+@app.command(cls=_Command)
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address [HOOKD_HOST].")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port [HOOKD_PORT].")] = None,
@@ -123,13 +166,21 @@ def serve(
     import uvicorn
 
     from hookd.app import create_app
+    from hookd.listening import CannotListen, bind
 
+    lock = _lock_store(settings, "serve")
+    try:
+        # Bound before anything is announced: a port in use is one line, not a start-up
+        # followed by a failure.
+        sock = bind(settings.host, settings.port, "another --port or HOOKD_PORT")
+    except CannotListen as exc:
+        raise _fail(str(exc)) from None
     _prepare(settings, first_start=True)
     _logging()
     console.print(f"hookd {__version__} serving on http://{settings.host}:{settings.port}")
     application = create_app(settings, run_worker=not no_worker)
     _quiet_collector()
-    uvicorn.run(
+    config = uvicorn.Config(
         application,
         host=settings.host,
         port=settings.port,
@@ -139,6 +190,8 @@ def serve(
         log_level="info",
         timeout_graceful_shutdown=40,
     )
+    uvicorn.Server(config).run(sockets=[sock])
+    del lock  # held until here
 
 
 def _has_uvloop() -> bool:
@@ -149,13 +202,14 @@ def _has_uvloop() -> bool:
     return True
 
 
-@app.command()
+@app.command(cls=_Command)
 def worker() -> None:
     """Run a delivery worker alone (any number may share one PostgreSQL database)."""
     from hookd.delivery.worker import Worker
     from hookd.store.database import Database
 
     settings = _settings()
+    lock = _lock_store(settings, "worker")
     _prepare(settings, first_start=False)
     _logging()
 
@@ -174,9 +228,10 @@ def worker() -> None:
     _quiet_collector()
     console.print(f"hookd {__version__} worker started")
     asyncio.run(run())
+    del lock  # held until here
 
 
-@app.command()
+@app.command(cls=_Command)
 def migrate() -> None:
     """Bring the store's schema up to date."""
     from hookd.store import migrate as migrations
@@ -203,9 +258,9 @@ def migrate() -> None:
         console.print(f"Migrated the schema from {before or 'nothing'} to {after}.")
 
 
-@user_app.command("add")
+@user_app.command("add", cls=_Command)
 def user_add(
-    name: Annotated[str, typer.Argument(help="The username.")],
+    name: UserName,
     role: Annotated[str, typer.Option(help="admin or user.")] = "user",
     password: Annotated[
         str | None, typer.Option(help="The password; prompted for when not given.")
@@ -250,7 +305,7 @@ def user_add(
         console.print(f"Password: [bold]{shown}[/] (shown only this once)")
 
 
-@app.command()
+@app.command(cls=_Command)
 def listen(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 9000,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -261,14 +316,17 @@ def listen(
     """A local receiver for trying hookd out: prints each delivery and checks its signature."""
     from hookd.domain.signing import signing_key
     from hookd.listen import run_listener
+    from hookd.listening import CannotListen
 
     if secret is not None:
         try:
             signing_key(secret)
         except ValueError as exc:
             raise _fail(f"--secret: {exc}") from None
-    console.print(f"Listening on http://{host}:{port}/ (Ctrl-C to stop)")
-    run_listener(host=host, port=port, secret=secret)
+    try:
+        run_listener(host=host, port=port, secret=secret)
+    except CannotListen as exc:
+        raise _fail(str(exc)) from None
 
 
 T = TypeVar("T")
@@ -294,7 +352,7 @@ def _when(timestamp: int | None) -> str:
     return "" if timestamp is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
 
 
-@user_app.command("list")
+@user_app.command("list", cls=_Command)
 def user_list() -> None:
     """List the users, their roles and whether they are disabled."""
     from hookd.store import accounts
@@ -321,8 +379,10 @@ def _account_change(name: str, change: Callable[[Database], Awaitable[bool]]) ->
         raise _fail(f"there is no user named {name!r} (hookd user list shows them)")
 
 
-@user_app.command("disable")
-def user_disable(name: Annotated[str, typer.Argument(help="The username.")]) -> None:
+@user_app.command("disable", cls=_Command)
+def user_disable(
+    name: UserName,
+) -> None:
     """Disable a user: its tokens are revoked and it cannot log in until enabled again."""
     from hookd.store import accounts
 
@@ -330,8 +390,8 @@ def user_disable(name: Annotated[str, typer.Argument(help="The username.")]) -> 
     console.print(f"Disabled [bold]{name}[/]; its sessions are logged out.", highlight=False)
 
 
-@user_app.command("enable")
-def user_enable(name: Annotated[str, typer.Argument(help="The username.")]) -> None:
+@user_app.command("enable", cls=_Command)
+def user_enable(name: UserName) -> None:
     """Enable a disabled user again."""
     from hookd.store import accounts
 
@@ -339,9 +399,9 @@ def user_enable(name: Annotated[str, typer.Argument(help="The username.")]) -> N
     console.print(f"Enabled [bold]{name}[/].", highlight=False)
 
 
-@user_app.command("delete")
+@user_app.command("delete", cls=_Command)
 def user_delete(
-    name: Annotated[str, typer.Argument(help="The username.")],
+    name: UserName,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete a user and its tokens."""
@@ -353,8 +413,10 @@ def user_delete(
     console.print(f"Deleted [bold]{name}[/].", highlight=False)
 
 
-@user_app.command("set-password")
-def user_set_password(name: Annotated[str, typer.Argument(help="The username.")]) -> None:
+@user_app.command("set-password", cls=_Command)
+def user_set_password(
+    name: UserName,
+) -> None:
     """Set a user's password, read from a prompt (or from standard input when it is not a
     terminal: the first line); the user's sessions are logged out."""
     from hookd.domain.credentials import hash_password
@@ -370,7 +432,7 @@ def user_set_password(name: Annotated[str, typer.Argument(help="The username.")]
     console.print(f"Changed the password of [bold]{name}[/].", highlight=False)
 
 
-@app.command()
+@app.command(cls=_Command)
 def prune(
     older_than: Annotated[
         str | None,

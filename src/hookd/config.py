@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import os
 import re
+from collections.abc import Iterable, Mapping
 from functools import cached_property
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, ValidationError, field_validator
@@ -22,6 +26,22 @@ def parse_duration(text: str) -> float:
     if not match:
         raise ValueError(f"{text.strip()!r} is not a duration like 500ms, 5s, 2m, 1h or 7d")
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def sqlite_path(url: str) -> Path:
+    """The file of a `sqlite:///path` URL; ValueError saying how to write one otherwise."""
+    if not url.startswith("sqlite:///"):
+        raise ValueError(
+            "a SQLite URL is sqlite:/// and a path: sqlite:///./var/hookd.db for a relative one, "
+            "sqlite:////srv/hookd/hookd.db for an absolute one"
+        )
+    path, _, options = url.removeprefix("sqlite:///").partition("?")
+    if not path or path == ":memory:" or "mode=memory" in options:
+        raise ValueError(
+            "an in-memory SQLite store would lose every event when hookd stops; "
+            "give a file, e.g. sqlite:///./var/hookd.db"
+        )
+    return Path(path)
 
 
 class SettingsError(Exception):
@@ -73,11 +93,19 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_schedule(cls, value: object) -> tuple[float, ...]:
         if isinstance(value, str):
-            parts = [part for part in value.split(",") if part.strip()]
-            if not parts:
+            if not value.strip():
                 raise ValueError("needs at least one delay, e.g. 5s,30s,2m")
-            return tuple(parse_duration(part) for part in parts)
-        return tuple(value)  # type: ignore[arg-type]
+            parts = value.split(",")
+            for number, part in enumerate(parts, 1):
+                if not part.strip():
+                    raise ValueError(
+                        f"delay {number} of {len(parts)} is empty; write delays like 5s,30s,2m"
+                    )
+            value = [parse_duration(part) for part in parts]
+        delays: tuple[float, ...] = tuple(value)  # type: ignore[arg-type]
+        if any(delay <= 0 for delay in delays):
+            raise ValueError("every delay must be longer than 0, e.g. 5s,30s,2m")
+        return delays
 
     @field_validator(
         "token_ttl", "disable_after", "poll_interval", "worker_lease", "retention", mode="before"
@@ -91,7 +119,9 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
-        if not value.startswith(("sqlite:", "postgresql:", "postgresql+asyncpg:", "postgres:")):
+        if value.startswith("sqlite:"):
+            sqlite_path(value)
+        elif not value.startswith(("postgresql:", "postgresql+asyncpg:", "postgres:")):
             raise ValueError("must start with sqlite:/// or postgresql://")
         return value
 
@@ -120,3 +150,38 @@ def load_settings(**overrides: object) -> Settings:
         field = str(error["loc"][0]) if error["loc"] else "?"
         message = error["msg"].removeprefix("Value error, ")
         raise SettingsError(f"HOOKD_{field.upper()}: {message}") from None
+
+
+PREFIX = "HOOKD_"
+# Read by hookd's test suite, not by hookd.
+NOT_SETTINGS = frozenset({"HOOKD_TEST_DATABASE_URL", "HOOKD_REQUIRE_POSTGRES"})
+
+
+def setting_names() -> list[str]:
+    return [PREFIX + name.upper() for name in Settings.model_fields]
+
+
+def unknown_settings(names: Iterable[str]) -> list[str]:
+    """One line for each `HOOKD_*` name that is no setting, naming the closest one if any."""
+    known = [name.removeprefix(PREFIX) for name in setting_names()]
+    lines = []
+    for name in sorted(set(names)):
+        upper = name.upper()
+        if not upper.startswith(PREFIX) or upper.removeprefix(PREFIX) in known:
+            continue
+        if name in NOT_SETTINGS:
+            continue
+        close = difflib.get_close_matches(upper.removeprefix(PREFIX), known, n=1, cutoff=0.6)
+        hint = f"did you mean {PREFIX}{close[0]}?" if close else "see the settings in README.md"
+        lines.append(f"{name} is not a setting of hookd and is ignored; {hint}")
+    return lines
+
+
+def given_names(environ: Mapping[str, str] | None = None, env_file: str = ".env") -> list[str]:
+    """The variable names of the environment and of the `.env` file, as hookd reads them."""
+    names = list(os.environ if environ is None else environ)
+    if Path(env_file).is_file():
+        from dotenv import dotenv_values
+
+        names.extend(dotenv_values(env_file))
+    return names

@@ -10,7 +10,8 @@ from aiohttp import web
 from rich.console import Console
 from rich.text import Text
 
-from hookd.domain.signing import signing_key, verify
+from hookd.domain.signing import signing_keys, verify
+from hookd.listening import CannotListen, cannot_listen
 
 BODY_PREVIEW_CHARS = 2048
 # Above hookd's 1 MiB event limit, so the envelope around a maximal event still fits.
@@ -55,11 +56,10 @@ def _field(name: str, value: str | None, style: str = "") -> Text:
 
 
 def print_delivery(
-    console: Console, path: str, headers: Mapping[str, str], body: bytes, key: bytes | None
+    console: Console, path: str, headers: Mapping[str, str], body: bytes, status: str
 ) -> None:
-    """Print one block describing a received delivery."""
+    """Print one block describing a received delivery and its signature `status`."""
     preview, event_type = _preview(body)
-    status = signature_status(key, headers, body)
     status_style = "green" if status == "valid" else "red" if status.startswith("INVALID") else ""
     console.rule(Text(f"{datetime.now():%H:%M:%S}  POST {path}"), align="left")
     console.print(_field("webhook-id", headers.get("webhook-id")))
@@ -70,15 +70,19 @@ def print_delivery(
 
 
 def make_app(secret: str | None, console: Console) -> web.Application:
-    """An app answering 200 `{"ok": true}` to a POST on any path, printing it to `console`.
+    """An app that prints each POST on any path to `console` and answers 200 `{"ok": true}`,
+    or 401 when the signature does not verify, so that hookd records a failed attempt.
 
     Raises ValueError for a malformed `whsec_` secret.
     """
-    key = None if secret is None else signing_key(secret)
+    key = None if secret is None else signing_keys(secret).standard
 
     async def receive(request: web.Request) -> web.Response:
         body = await request.read()
-        print_delivery(console, request.path_qs, request.headers, body, key)
+        status = signature_status(key, request.headers, body)
+        print_delivery(console, request.path_qs, request.headers, body, status)
+        if status.startswith("INVALID"):
+            return web.json_response({"ok": False, "signature": status}, status=401)
         return web.json_response({"ok": True})
 
     app = web.Application(client_max_size=MAX_BODY_BYTES)
@@ -92,11 +96,14 @@ def _url(address: tuple[str, int]) -> str:
 
 
 async def serve_listener(host: str, port: int, secret: str | None, console: Console) -> None:
-    """Serve the listener until cancelled."""
+    """Serve the listener until cancelled; CannotListen when it cannot listen."""
     runner = web.AppRunner(make_app(secret, console), access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            raise CannotListen(cannot_listen(host, port, exc, "another --port")) from None
         urls = ", ".join(_url(address) for address in runner.addresses)
         checking = "checking signatures" if secret is not None else "not checking signatures"
         console.print(f"hookd listen: receiving on {urls} ({checking}); Ctrl-C stops", markup=False)
@@ -106,6 +113,6 @@ async def serve_listener(host: str, port: int, secret: str | None, console: Cons
 
 
 def run_listener(host: str = "127.0.0.1", port: int = 9000, secret: str | None = None) -> None:
-    """Run the listener until Ctrl-C."""
+    """Run the listener until Ctrl-C; CannotListen when it cannot listen."""
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_listener(host, port, secret, Console()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -101,6 +102,10 @@ def test_python_dash_m(tmp_path: Path) -> None:
         pytest.param("HOOKD_RETRY_SCHEDULE", "5x", id="retry-schedule"),
         pytest.param("HOOKD_ALLOW_TARGETS", "nonsense", id="allow-targets"),
         pytest.param("HOOKD_DATABASE_URL", "mysql://x", id="database-url"),
+        pytest.param("HOOKD_DATABASE_URL", "sqlite://./var/x.db", id="sqlite-two-slashes"),
+        pytest.param("HOOKD_DATABASE_URL", "sqlite:///:memory:", id="sqlite-in-memory"),
+        pytest.param("HOOKD_RETRY_SCHEDULE", "5s,,1m", id="retry-schedule-gap"),
+        pytest.param("HOOKD_RETRY_SCHEDULE", "0s", id="retry-schedule-zero"),
     ],
 )
 def test_bad_setting_stops_serve(tmp_path: Path, variable: str, value: str) -> None:
@@ -187,6 +192,54 @@ async def test_refuses_a_store_at_an_unknown_revision(tmp_path: Path, command: s
 def test_worker_refuses_a_store_without_schema(tmp_path: Path) -> None:
     result = hookd(tmp_path, "worker", env=sqlite_env(tmp_path), timeout=30)
     assert_one_line_error(result, "no hookd schema", "hookd migrate")
+
+
+@pytest.mark.parametrize("command", [["serve"], ["migrate"], ["user", "add", "eve"]])
+def test_a_store_in_a_missing_directory_is_refused(tmp_path: Path, command: list[str]) -> None:
+    missing = tmp_path / "nonexistent" / "dir"
+    env = environment(HOOKD_DATABASE_URL=f"sqlite:///{missing}/x.db")
+    port = ["--port", str(free_port())] if command == ["serve"] else []
+    result = hookd(tmp_path, *command, *port, env=env, timeout=30)
+    assert_one_line_error(
+        result, "HOOKD_DATABASE_URL", f"the directory {missing} does not exist", "create it"
+    )
+    assert not (tmp_path / "nonexistent").exists(), "no directory, store or admin was created"
+    assert not (tmp_path / "var").exists()
+
+
+def test_an_unknown_setting_is_named_with_the_closest_one(tmp_path: Path) -> None:
+    env = {**sqlite_env(tmp_path), "HOOKD_PROT": "9999", "HOOKD_NOISE": "1"}
+    result = hookd(tmp_path, "migrate", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "hookd: HOOKD_NOISE is not a setting of hookd and is ignored; "
+        "see the settings in README.md",
+        "hookd: HOOKD_PROT is not a setting of hookd and is ignored; did you mean HOOKD_PORT?",
+    ]
+
+
+def test_listen_on_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = hookd(tmp_path, "listen", "--port", str(port), timeout=30)
+    assert_one_line_error(result, f"port {port} on 127.0.0.1 is in use", "another --port")
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["serve"], ["user"], ["user", "add"], ["user", "set-password"], ["listen"], ["prune"]],
+)
+def test_help_shows_no_type_placeholders(tmp_path: Path, args: list[str]) -> None:
+    result = hookd(tmp_path, *args, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "<bool>" not in result.stdout
+    assert "{" not in result.stdout and "}" not in result.stdout
+    assert "Usage: hookd" in result.stdout
+    if args[:1] == ["user"] and args[1:]:
+        assert f"Usage: hookd user {args[1]} [OPTIONS] NAME" in result.stdout
 
 
 async def test_operators_manage_users(tmp_path: Path) -> None:

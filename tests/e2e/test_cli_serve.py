@@ -4,6 +4,7 @@ prints its generated password once, and serves on the port it is given."""
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -12,6 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hookd.domain.credentials import hash_password
+from hookd.store import accounts, migrate
+from hookd.store.database import Database
 from support import HOOKD, environment, free_port
 
 pytestmark = pytest.mark.slow  # subprocesses: seconds each
@@ -124,5 +128,72 @@ def test_serve_with_a_given_admin_password(serve: Serve, tmp_path: Path) -> None
     assert login.status_code == 200, login.text
     stop(process)
     assert "given-password-1" not in serve.output(1)
+    assert "HOOKD_ADMIN_PASSWORD" not in (tmp_path / "serve-1.err").read_text(), "it was used"
     assert (tmp_path / "given.db").is_file()
     assert not (tmp_path / "var").exists()
+
+
+def test_a_port_in_use_is_one_line_before_anything_starts(serve: Serve, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = serve.start(port, 1)
+        assert process.wait(timeout=STARTUP_SECONDS) != 0
+    error = (tmp_path / "serve-1.err").read_text()
+    assert error.splitlines() == [
+        f"hookd: port {port} on 127.0.0.1 is in use by another program; "
+        "stop it or choose another --port or HOOKD_PORT"
+    ]
+    assert "serving on" not in serve.output(1)
+    assert not list((tmp_path / "var").glob("*.db")), "no store, no admin"
+
+
+def test_a_second_serve_on_one_sqlite_file_is_refused(serve: Serve, tmp_path: Path) -> None:
+    port = free_port()
+    first = serve.start(port, 1, "--no-worker")
+    assert wait_healthy(f"http://127.0.0.1:{port}", first).status_code == 200
+    second = serve.start(free_port(), 2, "--no-worker")
+    assert second.wait(timeout=STARTUP_SECONDS) != 0
+    error = (tmp_path / "serve-2.err").read_text()
+    assert error.splitlines() == [
+        f"hookd: var/hookd.db is in use by hookd serve (pid {first.pid}); a SQLite store takes "
+        "one hookd serve or worker at a time: stop that one first, or use PostgreSQL "
+        "(HOOKD_DATABASE_URL) to run several"
+    ]
+    assert "serving on" not in serve.output(2)
+    stop(first)
+    third = serve.start(port, 3, "--no-worker")
+    assert wait_healthy(f"http://127.0.0.1:{port}", third).status_code == 200, "lock released"
+
+
+async def test_an_admin_password_given_after_the_first_start_is_said_to_be_ignored(
+    serve: Serve, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path}/started.db"
+    db = Database(url, pool_size=1)
+    try:
+        await migrate.upgrade(db)
+        await accounts.create_user(db, "admin", hash_password("the-first-password"), "admin")
+    finally:
+        await db.close()
+    port = free_port()
+    process = serve.start(
+        port,
+        1,
+        "--no-worker",
+        HOOKD_DATABASE_URL=url,
+        HOOKD_ADMIN_PASSWORD="a-later-password",
+    )
+    assert wait_healthy(f"http://127.0.0.1:{port}", process).status_code == 200
+    stop(process)
+    notices = [
+        line
+        for line in (tmp_path / "serve-1.err").read_text().splitlines()
+        if "HOOKD_ADMIN_PASSWORD" in line
+    ]
+    assert notices == [
+        "hookd: HOOKD_ADMIN_PASSWORD is ignored: it sets the first admin's password only when "
+        "the store has no users yet; change a password with `hookd user set-password NAME` "
+        "and unset the variable"
+    ]

@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import io
 import re
+import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -14,8 +15,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from rich.console import Console
 
-from hookd.domain.signing import signature_headers, signing_key
+from hookd.domain.signing import signature_headers, signing_keys
 from hookd.listen import make_app, serve_listener, signature_status
+from hookd.listening import CannotListen
 
 SECRET = "whsec_" + "c2l4dGVlbiBieXRlcyBvZiBrZXk="  # "sixteen bytes of key"
 Listener = tuple[TestClient[web.Request, web.Application], io.StringIO]
@@ -33,7 +35,7 @@ def _delivery(secret: str, body: bytes, attempt: int = 1) -> dict[str, str]:
         "webhook-id": "evt_42",
         "webhook-timestamp": str(timestamp),
         "X-Hookd-Attempt": str(attempt),
-        **signature_headers(signing_key(secret), "evt_42", timestamp, body),
+        **signature_headers(signing_keys(secret), "evt_42", timestamp, body),
     }
 
 
@@ -67,7 +69,7 @@ async def test_tampered_body(listener: Listener) -> None:
     tampered = BODY.replace(b'"total":3', b'"total":4')
     assert tampered != BODY
     resp = await client.post("/", data=tampered, headers=_delivery(SECRET, BODY))
-    assert resp.status == 200
+    assert resp.status == 401, "hookd must record a failed attempt"
     assert "signature: INVALID" in out.getvalue()
     assert "signature: valid" not in out.getvalue()
 
@@ -75,14 +77,15 @@ async def test_tampered_body(listener: Listener) -> None:
 async def test_wrong_secret(listener: Listener) -> None:
     client, out = listener
     resp = await client.post("/", data=BODY, headers=_delivery("some-other-secret-123", BODY))
-    assert resp.status == 200
+    assert resp.status == 401
+    assert (await resp.json())["signature"] == "INVALID"
     assert "signature: INVALID" in out.getvalue()
 
 
 async def test_unsigned_request(listener: Listener) -> None:
     client, out = listener
     resp = await client.post("/x", data=b"plain text, [bold]not markup[/bold]")
-    assert resp.status == 200
+    assert resp.status == 401
     printed = out.getvalue()
     assert "signature: INVALID (webhook-id, webhook-timestamp or webhook-signature missing)" in (
         printed
@@ -121,7 +124,7 @@ async def test_get_is_not_a_delivery(
 
 
 def test_signature_status_rejects_non_numeric_timestamp() -> None:
-    key = signing_key(SECRET)
+    key = signing_keys(SECRET).standard
     headers = {"webhook-id": "e", "webhook-timestamp": "1_0", "webhook-signature": "v1,x"}
     assert signature_status(key, headers, b"") == "INVALID (webhook-timestamp is not Unix seconds)"
 
@@ -146,3 +149,28 @@ async def test_serve_listener_receives_until_cancelled() -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+@pytest.mark.parametrize("secret", ["0123456789abcdef", SECRET])
+async def test_the_secret_is_verified_as_the_standard_webhooks_libraries_read_it(
+    secret: str,
+) -> None:
+    console, out = _console()
+    async with TestClient(TestServer(make_app(secret, console), host="127.0.0.1")) as client:
+        resp = await client.post("/", data=BODY, headers=_delivery(secret, BODY))
+        assert resp.status == 200
+    assert "signature: valid" in out.getvalue()
+
+
+async def test_a_port_in_use_is_one_line_saying_what_to_do() -> None:
+    console, out = _console()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(CannotListen) as raised:
+            await serve_listener("127.0.0.1", port, SECRET, console)
+    assert str(raised.value) == (
+        f"port {port} on 127.0.0.1 is in use by another program; stop it or choose another --port"
+    )
+    assert out.getvalue() == "", "nothing is announced"

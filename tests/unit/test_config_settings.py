@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from hookd.config import Settings, SettingsError, load_settings, parse_duration
+from hookd.config import (
+    Settings,
+    SettingsError,
+    given_names,
+    load_settings,
+    parse_duration,
+    setting_names,
+    unknown_settings,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -67,7 +75,6 @@ def test_defaults() -> None:
         ("250ms,1h", (0.25, 3600.0)),
         (" 5s , 1m ", (5.0, 60.0)),
         ("50ms", (0.05,)),
-        ("5s,,1m,", (5.0, 60.0)),
     ],
 )
 def test_retry_schedule(monkeypatch: pytest.MonkeyPatch, text: str, schedule: tuple[float]) -> None:
@@ -110,10 +117,18 @@ BAD = [
     ("HOOKD_RETRY_SCHEDULE", "5x"),
     ("HOOKD_RETRY_SCHEDULE", ""),
     ("HOOKD_RETRY_SCHEDULE", "5s,soon"),
+    ("HOOKD_RETRY_SCHEDULE", "5s,,1m"),
+    ("HOOKD_RETRY_SCHEDULE", "5s,1m,"),
+    ("HOOKD_RETRY_SCHEDULE", "0s"),
+    ("HOOKD_RETRY_SCHEDULE", "5s,0"),
     ("HOOKD_ALLOW_TARGETS", "nonsense"),
     ("HOOKD_ALLOW_TARGETS", "127.0.0.0/8,300.0.0.0/8"),
     ("HOOKD_DATABASE_URL", "mysql://x"),
     ("HOOKD_DATABASE_URL", "hookd.db"),
+    ("HOOKD_DATABASE_URL", "sqlite://./var/x.db"),
+    ("HOOKD_DATABASE_URL", "sqlite:///:memory:"),
+    ("HOOKD_DATABASE_URL", "sqlite://"),
+    ("HOOKD_DATABASE_URL", "sqlite:///file:x?mode=memory&uri=true"),
     ("HOOKD_TOKEN_TTL", "forever"),
     ("HOOKD_RELATIVE_BASE_URL", "ftp://files.example"),
     ("HOOKD_ADMIN_USERNAME", ""),
@@ -160,3 +175,53 @@ def test_settings_are_frozen() -> None:
     with pytest.raises(Exception):  # noqa: B017 (pydantic's ValidationError)
         settings.port = 1  # type: ignore[misc]
     assert isinstance(settings, Settings)
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("5s,,1m", "delay 2 of 3 is empty; write delays like 5s,30s,2m"),
+        ("0s", "every delay must be longer than 0"),
+    ],
+)
+def test_retry_schedule_refusals_say_what_to_write(value: str, says: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings(retry_schedule=value)
+    assert str(raised.value).startswith(f"HOOKD_RETRY_SCHEDULE: {says}")
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("sqlite://./var/x.db", "sqlite:///./var/hookd.db for a relative one"),
+        ("sqlite:///:memory:", "an in-memory SQLite store would lose every event"),
+    ],
+)
+def test_sqlite_url_refusals_say_how_to_write_one(url: str, says: str) -> None:
+    with pytest.raises(SettingsError, match=r"^HOOKD_DATABASE_URL: ") as raised:
+        load_settings(database_url=url)
+    assert says in str(raised.value)
+
+
+def test_unknown_settings_are_named_with_the_closest_known_one() -> None:
+    lines = unknown_settings(
+        ["PATH", "HOOKD_PORT", "HOOKD_PROT", "HOOKD_ALLOW_TARGET", "HOOKD_COLOUR_SCHEME"]
+    )
+    assert lines == [
+        "HOOKD_ALLOW_TARGET is not a setting of hookd and is ignored; "
+        "did you mean HOOKD_ALLOW_TARGETS?",
+        "HOOKD_COLOUR_SCHEME is not a setting of hookd and is ignored; "
+        "see the settings in README.md",
+        "HOOKD_PROT is not a setting of hookd and is ignored; did you mean HOOKD_PORT?",
+    ]
+
+
+def test_every_setting_is_known() -> None:
+    assert unknown_settings(setting_names()) == []
+    assert "HOOKD_DATABASE_URL" in setting_names()
+
+
+def test_given_names_include_the_dotenv_file(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("HOOKD_PROT=9123\n")
+    assert "HOOKD_PROT" in given_names({"PATH": "/bin"})
+    assert "PATH" in given_names({"PATH": "/bin"})

@@ -14,7 +14,7 @@ from yarl import URL
 from hookd import __version__
 from hookd.delivery.retry import parse_retry_after
 from hookd.delivery.ssrf import GuardedResolver, TargetGuard, TargetRefused, check_literal_host
-from hookd.domain.signing import signature_headers, signing_key
+from hookd.domain.signing import SigningKeys, signature_headers, signing_keys
 
 USER_AGENT = f"hookd/{__version__}"
 # Only this much of a receiver's answer is kept, so a huge answer cannot exhaust memory.
@@ -51,14 +51,23 @@ class Result:
         return self.error is None and self.status_code is not None and 200 <= self.status_code < 300
 
 
+def refused(reason: str) -> str:
+    """A refusal of the SSRF guard as the delivery log shows it: why, and the setting that
+    allows it."""
+    return (
+        f"refused by the SSRF guard: {reason}; to deliver there, list its network in "
+        "HOOKD_ALLOW_TARGETS (127.0.0.0/8 for this machine) and restart hookd"
+    )
+
+
 @lru_cache(maxsize=4096)
 def _custom_headers(text: str) -> dict[str, str]:
     return orjson.loads(text) if text and text != "{}" else {}
 
 
 @lru_cache(maxsize=4096)
-def _key(secret: str) -> bytes:
-    return signing_key(secret)
+def _keys(secret: str) -> SigningKeys:
+    return signing_keys(secret)
 
 
 @lru_cache(maxsize=256)
@@ -77,7 +86,7 @@ def request_headers(attempt: Attempt, timestamp: int) -> dict[str, str]:
     }
     if attempt.secret:
         headers.update(
-            signature_headers(_key(attempt.secret), attempt.event_id, timestamp, attempt.body)
+            signature_headers(_keys(attempt.secret), attempt.event_id, timestamp, attempt.body)
         )
     if attempt.bearer_token:
         headers["Authorization"] = f"Bearer {attempt.bearer_token}"
@@ -124,7 +133,7 @@ class Sender:
         clock = time.perf_counter()
         refusal = self._literal_refusal(attempt.url)
         if refusal is not None:
-            return Result(started_at, 0.0, error=f"refused by the SSRF guard: {refusal}")
+            return Result(started_at, 0.0, error=refused(refusal))
         try:
             async with self._session.post(
                 attempt.url,
@@ -151,7 +160,7 @@ class Sender:
         except aiohttp.ClientConnectorError as exc:
             cause = exc.os_error
             if isinstance(cause, TargetRefused):
-                error = f"refused by the SSRF guard: {cause.reason}"
+                error = refused(cause.reason)
             else:
                 error = f"connection failed: {cause.strerror or cause}"
         except aiohttp.ClientError as exc:

@@ -7,7 +7,7 @@ import re
 from functools import cache
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
 from hookd.domain.errors import InvalidField
 
@@ -29,8 +29,22 @@ def check_text(value: str) -> str:
     return value
 
 
-Line = Annotated[str, AfterValidator(check_line)]
-Text = Annotated[str, AfterValidator(check_text)]
+# The same rules as JSON Schema patterns, for the API's documentation (not checked by pydantic:
+# its errors would not say what is wrong as plainly as the checks above).
+LINE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+# An absolute http(s) URL with a host, as documented.
+HTTP_URL_SCHEMA: dict[str, Any] = {
+    "format": "uri",
+    "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://([^\s/?#@]+@)?[^\s/?#@]+([/?#]\S*)?$",
+}
+
+Line = Annotated[
+    str, AfterValidator(check_line), Field(json_schema_extra={"pattern": LINE_PATTERN})
+]
+Text = Annotated[
+    str, AfterValidator(check_text), Field(json_schema_extra={"pattern": TEXT_PATTERN})
+]
 
 _HTTP_URL = re.compile(
     r"(?i:https?)://([^/?#@\s]+@)?(\[[0-9a-fA-F:.]+\]|[^/?#:\s\[\]]+)(:\d{1,5})?([/?#]\S*)?"

@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from hookd.domain.credentials import new_token, token_digest, verify_password
+from hookd.domain.credentials import ROLES, new_token, token_digest, verify_password
 from hookd.http.body import read_json_object
-from hookd.http.errors import admin_required, login_required
+from hookd.http.errors import Error, admin_required, login_required
+from hookd.http.openapi import errors, operation
 from hookd.http.responses import Json
 from hookd.http.services import Services, services
 from hookd.store import accounts
 from hookd.store.accounts import User
 
 router = APIRouter(prefix="/api/v1", tags=["authentication"])
-
-UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"description": "No or invalid token"}}
-ADMIN_ONLY: dict[int | str, dict[str, Any]] = {
-    **UNAUTHORIZED,
-    403: {"description": "Administrator rights required"},
-}
 
 
 def _bearer(request: Request) -> str:
@@ -55,31 +51,32 @@ AnyUser = Annotated[User, Depends(current_user)]
 Admin = Annotated[User, Depends(current_admin)]
 Hookd = Annotated[Services, Depends(services)]
 
-LOGIN_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["username", "password"],
-                    "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
-                }
-            }
-        },
-    }
-}
+
+class Credentials(BaseModel):
+    username: str
+    password: str
+
+
+class LoginAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(description="Send it as `Authorization: Bearer <token>`")
+    account_type: Annotated[str, WithJsonSchema({"type": "string", "enum": list(ROLES)})]
 
 
 @router.post(
     "/login",
     summary="Log in: exchange a username and password for a bearer token",
-    openapi_extra=LOGIN_BODY,
-    responses={
-        200: {"description": '`{"token": "...", "account_type": "admin"|"user"}`'},
-        400: {"description": 'Not a JSON object: `{"error": "Wrong JSON body"}`'},
-        401: {"description": 'Wrong credentials: `{"error": "Log In"}`'},
-    },
+    response_model=LoginAnswer,
+    openapi_extra=operation(body=Credentials, secured=False),
+    responses=errors(
+        Error,
+        (400, 401, 413, 415),
+        descriptions={
+            400: 'Not a JSON object: `{"error": "Wrong JSON body"}`',
+            401: 'Wrong credentials: `{"error": "Log In"}`',
+        },
+    ),
 )
 async def login(request: Request, hookd: Hookd) -> Json:
     body = await read_json_object(request)
@@ -99,7 +96,8 @@ async def login(request: Request, hookd: Hookd) -> Json:
     "/logout",
     status_code=204,
     summary="Log out: revoke the bearer token of this request",
-    responses=UNAUTHORIZED,
+    responses=errors(Error, (401,)),
+    openapi_extra=operation(),
 )
 async def logout(request: Request, user: AnyUser, hookd: Hookd) -> Response:
     digest = token_digest(_bearer(request))

@@ -8,13 +8,33 @@ import orjson
 from fastapi import Request
 
 from hookd.domain.errors import TooLarge
-from hookd.http.errors import wrong_json_body
+from hookd.http.errors import ApiError, wrong_json_body
 
 DEFAULT_LIMIT = 1024 * 1024
 
 
+def is_json(media_type: str) -> bool:
+    """`application/json`, or a JSON-based type such as `application/hal+json`."""
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+def check_content_type(request: Request) -> None:
+    """415 for a body declared as anything but JSON (a body without Content-Type is read as
+    JSON)."""
+    declared = request.headers.get("content-type", "")
+    media_type = declared.partition(";")[0].strip().lower()
+    if media_type and not is_json(media_type):
+        raise ApiError(
+            415, f"Content-Type: the body must be application/json, not {media_type[:100]}"
+        )
+
+
 async def read_json(request: Request, limit: int = DEFAULT_LIMIT) -> Any:
-    """The body parsed as JSON; 413 past `limit` bytes, "Wrong JSON body" when it is not JSON."""
+    """The body parsed as JSON; 415 when it is declared as something else, 413 past `limit`
+    bytes, "Wrong JSON body" when it is not JSON."""
+    check_content_type(request)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise body_too_large(limit)

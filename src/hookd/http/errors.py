@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match, Mount
 
 from hookd.domain.errors import InvalidField, TooLarge
 from hookd.http.responses import Json
@@ -47,6 +49,14 @@ def wrong_json_body() -> ApiError:
 ErrorShape = Callable[[Request, int, str, int], Response]
 
 
+class Error(BaseModel):
+    """hookd's own error shape: `{"error": "<message>"}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: str
+
+
 def plain_error(request: Request, status: int, message: str, code: int) -> Response:
     """hookd's own error shape: `{"error": "<message>"}`."""
     return Json({"error": message}, status_code=status)
@@ -65,6 +75,22 @@ class ErrorShapes:
             (shape for prefix, shape in self.by_prefix if path.startswith(prefix)), self.default
         )
         return shape(request, status, message, status if code is None else code)
+
+
+METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on the request's path (the router names only the
+    methods of the first route it found there)."""
+    routes = [route for route in request.app.router.routes if not isinstance(route, Mount)]
+    return [
+        method
+        for method in METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
 
 
 def install_error_handlers(app: FastAPI, shapes: ErrorShapes) -> None:
@@ -91,7 +117,10 @@ def install_error_handlers(app: FastAPI, shapes: ErrorShapes) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        return shapes.render(request, exc.status_code, str(exc.detail), None)
+        response = shapes.render(request, exc.status_code, str(exc.detail), None)
+        if exc.status_code == 405:
+            response.headers["Allow"] = ", ".join(allowed_methods(request))
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

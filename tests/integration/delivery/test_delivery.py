@@ -5,11 +5,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from standardwebhooks.webhooks import Webhook as StandardWebhook
+from standardwebhooks.webhooks import WebhookVerificationError as StandardVerificationError
+from svix.webhooks import Webhook as SvixWebhook
+from svix.webhooks import WebhookVerificationError as SvixVerificationError
 
 from support import Api, Receiver
 
@@ -56,26 +61,60 @@ async def test_body_and_headers_follow_the_contract(api: Api, receiver: Receiver
     assert request.headers["X-Trace"] == "a\tb"
 
 
-async def test_signatures_verify_with_the_standard_webhooks_library(
-    api: Api, receiver: Receiver
-) -> None:
-    await api.create_webhook(url=receiver.url("/plain"), secret=SECRET)
-    whsec = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
-    await api.create_webhook(url=receiver.url("/whsec"), secret=whsec)
-    await api.publish({"type": EVENT, "data": {"n": 1}})
-    await receiver.wait_for(2)
+# What users type: a plain string (the README's), a string that happens to be base64, and the
+# Standard Webhooks form that hookd generates.
+PLAIN = "0123456789abcdef"
+BASE64 = base64.b64encode(b"a key of twenty-four byt").decode()
+WHSEC = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 
-    for request, key, verifier in (
-        (receiver.at("/plain")[0], SECRET.encode(), StandardWebhook(SECRET.encode())),
-        (receiver.at("/whsec")[0], b"0123456789abcdef0123456789abcdef", StandardWebhook(whsec)),
-    ):
-        headers = {name.lower(): value for name, value in request.headers.items()}
-        assert verifier.verify(request.body, headers) == request.json()
-        expected = hmac.new(key, request.body, hashlib.sha256).hexdigest()
-        assert headers["x-hookd-signature-256"] == f"sha256={expected}"
-        tampered = request.body.replace(b'"n":1', b'"n":2')
-        with pytest.raises(Exception, match="signature"):
-            verifier.verify(tampered, headers)
+
+@pytest.mark.parametrize(
+    ("secret", "hex_key"),
+    [
+        (PLAIN, PLAIN.encode()),
+        (BASE64, BASE64.encode()),
+        (WHSEC, b"0123456789abcdef0123456789abcdef"),
+        (SECRET, SECRET.encode()),
+    ],
+    ids=["plain", "base64", "whsec", "plain-not-base64"],
+)
+async def test_deliveries_verify_with_standardwebhooks_and_svix_given_the_secret_as_configured(
+    api: Api, receiver: Receiver, secret: str, hex_key: bytes
+) -> None:
+    await api.create_webhook(url=receiver.url(), secret=secret)
+    await api.publish({"type": EVENT, "data": {"n": 1}})
+    await receiver.wait_for(1)
+
+    request = receiver.requests[0]
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    assert StandardWebhook(secret).verify(request.body, headers) == request.json()
+    SvixWebhook(secret).verify(request.body, headers)
+    tampered = request.body.replace(b'"n":1', b'"n":2')
+    with pytest.raises(StandardVerificationError, match="signature"):
+        StandardWebhook(secret).verify(tampered, headers)
+    with pytest.raises(SvixVerificationError, match="signature"):
+        SvixWebhook(secret).verify(tampered, headers)
+    # The hex header keeps its key: the secret's UTF-8 bytes, or a whsec_ secret's decoded ones.
+    expected = hmac.new(hex_key, request.body, hashlib.sha256).hexdigest()
+    assert headers["x-hookd-signature-256"] == f"sha256={expected}"
+    # And the README's hand-written verifier agrees.
+    readme_verify = readme_verifier()
+    assert readme_verify(secret, headers, request.body)
+    assert not readme_verify(secret, headers, tampered)
+    assert not readme_verify("another-secret-entirely", headers, request.body)
+
+
+def readme_verifier() -> Any:
+    """The `verify` function README.md shows receivers, as written there."""
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    [source] = [
+        block
+        for block in re.findall(r"^```python\n(.*?)^```$", readme, re.M | re.S)
+        if "def verify(secret: str" in block
+    ]
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)
+    return namespace["verify"]
 
 
 async def test_retries_until_success_with_the_same_webhook_id(api: Api, receiver: Receiver) -> None:
@@ -260,8 +299,14 @@ async def test_the_ssrf_guard_refuses_loopback_unless_allowed(
     for hook in (by_name, by_ip):
         [delivery] = await guarded.wait_for_deliveries(hook["uid"], 1)
         assert delivery["status"] == "failed"
-        assert "SSRF guard" in delivery["attempts"][0]["error"]
-        assert "loopback" in delivery["attempts"][0]["error"]
+        error = delivery["attempts"][0]["error"]
+        assert error.startswith("refused by the SSRF guard: "), error
+        assert "loopback" in error
+        # It names the setting that lets a user deliver to this machine.
+        assert error.endswith(
+            "; to deliver there, list its network in HOOKD_ALLOW_TARGETS "
+            "(127.0.0.0/8 for this machine) and restart hookd"
+        )
     assert receiver.requests == []
 
 
@@ -332,7 +377,7 @@ async def test_test_send_returns_what_came_back(api: Api, receiver: Receiver) ->
     assert result["duration_ms"] >= 0
     request = receiver.requests[0]
     headers = {name.lower(): value for name, value in request.headers.items()}
-    assert StandardWebhook(SECRET.encode()).verify(request.body, headers)["type"] == "hookd.test"
+    assert StandardWebhook(SECRET).verify(request.body, headers)["type"] == "hookd.test"
 
 
 async def test_test_send_reports_a_connection_error(api: Api, unused_port: int) -> None:

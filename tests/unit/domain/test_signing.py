@@ -7,8 +7,17 @@ import time
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from svix.webhooks import Webhook as SvixWebhook
 
-from hookd.domain.signing import generate_secret, signature_headers, signing_key, verify
+from hookd.domain.signing import (
+    SigningKeys,
+    generate_secret,
+    signature_headers,
+    signing_key,
+    signing_keys,
+    standard_key,
+    verify,
+)
 
 BODY = b'{"id":"evt_1","type":"order.created","data":{"total":12.5,"note":"caf\xc3\xa9"}}'
 MSG_ID = "evt_1"
@@ -16,8 +25,12 @@ PLAIN_SECRET = "a-plain-secret-of-some-length"
 WHSEC_SECRET = "whsec_" + base64.b64encode(b"\x00\x01binary key bytes\xff\xfe").decode()
 
 
-def _standard_headers(key: bytes, timestamp: int) -> dict[str, str]:
-    headers = signature_headers(key, MSG_ID, timestamp, BODY)
+def _keys(key: bytes) -> SigningKeys:
+    return SigningKeys(standard=key, body=key)
+
+
+def _standard_headers(secret: str, timestamp: int) -> dict[str, str]:
+    headers = signature_headers(signing_keys(secret), MSG_ID, timestamp, BODY)
     return {
         "webhook-id": MSG_ID,
         "webhook-timestamp": str(timestamp),
@@ -25,47 +38,83 @@ def _standard_headers(key: bytes, timestamp: int) -> dict[str, str]:
     }
 
 
-def test_plain_secret_signature_verifies_with_standardwebhooks() -> None:
-    timestamp = int(time.time())
-    headers = _standard_headers(signing_key(PLAIN_SECRET), timestamp)
-    payload = Webhook(PLAIN_SECRET.encode()).verify(BODY, headers)
-    assert payload["id"] == "evt_1"
+SECRETS = [
+    PLAIN_SECRET,
+    "0123456789abcdef",
+    base64.b64encode(b"twelve bytes").decode(),
+    WHSEC_SECRET,
+    "whsec_" + base64.b64encode(b"sixteen byte key!").decode().rstrip("="),
+]
+# Secrets the libraries refuse to decode: hookd signs with their UTF-8 bytes, as receivers that
+# pass those bytes to the libraries verify.
+UNDECODABLE = [
+    "sécret-key-1234567",  # not ASCII
+    "abcdefghijklmnopq",  # 17 base64 characters: 1 more than a multiple of 4
+    "!!!!!!!!!!!!!!!!",  # nothing of the base64 alphabet: no key at all
+]
 
 
-def test_whsec_secret_signature_verifies_with_standardwebhooks() -> None:
-    timestamp = int(time.time())
-    headers = _standard_headers(signing_key(WHSEC_SECRET), timestamp)
-    Webhook(WHSEC_SECRET).verify(BODY, headers)
+@pytest.mark.parametrize("secret", SECRETS)
+def test_webhook_signature_verifies_with_both_libraries_given_the_secret_string(
+    secret: str,
+) -> None:
+    headers = _standard_headers(secret, int(time.time()))
+    assert Webhook(secret).verify(BODY, headers)["id"] == "evt_1"
+    SvixWebhook(secret).verify(BODY, headers)
+
+
+@pytest.mark.parametrize("secret", UNDECODABLE)
+def test_a_secret_the_libraries_cannot_decode_signs_with_its_bytes(secret: str) -> None:
+    with pytest.raises(Exception):  # noqa: B017 (binascii.Error, ValueError or their own)
+        Webhook(secret)
+    headers = _standard_headers(secret, int(time.time()))
+    Webhook(secret.encode()).verify(BODY, headers)
+    SvixWebhook(secret.encode()).verify(BODY, headers)
+
+
+def test_standard_key_is_what_the_libraries_decode() -> None:
+    assert standard_key("0123456789abcdef") == base64.b64decode("0123456789abcdef==")
+    assert standard_key("whsec_MDEyMw") == b"0123"
+    assert standard_key("abcdefghijklmnopq") == b"abcdefghijklmnopq"
+    assert standard_key("sécret-key-1234567") == "sécret-key-1234567".encode()
+    assert standard_key("!!!!!!!!!!!!!!!!") == b"!!!!!!!!!!!!!!!!"
+
+
+def test_hex_key_stays_the_secret_bytes() -> None:
+    assert signing_keys("0123456789abcdef").body == b"0123456789abcdef"
+    assert signing_keys(WHSEC_SECRET).body == b"\x00\x01binary key bytes\xff\xfe"
 
 
 def test_standardwebhooks_rejects_signature_made_with_another_key() -> None:
     timestamp = int(time.time())
-    headers = _standard_headers(signing_key("another-secret-entirely"), timestamp)
+    headers = _standard_headers("another-secret-entirely", timestamp)
     with pytest.raises(WebhookVerificationError):
-        Webhook(PLAIN_SECRET.encode()).verify(BODY, headers)
+        Webhook(PLAIN_SECRET).verify(BODY, headers)
 
 
 def test_signature_header_has_v1_prefix_and_standard_value() -> None:
-    key = signing_key(PLAIN_SECRET)
+    key = standard_key(PLAIN_SECRET)
     timestamp = 1_700_000_000
     signed = f"{MSG_ID}.{timestamp}.".encode() + BODY
     expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-    header = signature_headers(key, MSG_ID, timestamp, BODY)["webhook-signature"]
+    header = signature_headers(signing_keys(PLAIN_SECRET), MSG_ID, timestamp, BODY)[
+        "webhook-signature"
+    ]
     assert header == "v1," + expected
 
 
 def test_hex_signature_is_hmac_of_body_alone() -> None:
-    key = signing_key(PLAIN_SECRET)
-    headers = signature_headers(key, MSG_ID, 1_700_000_000, BODY)
+    keys = signing_keys(PLAIN_SECRET)
+    headers = signature_headers(keys, MSG_ID, 1_700_000_000, BODY)
     expected = hmac.new(PLAIN_SECRET.encode(), BODY, hashlib.sha256).hexdigest()
     assert headers["X-Hookd-Signature-256"] == "sha256=" + expected
     # Independent of id and timestamp.
-    other = signature_headers(key, "evt_2", 1_700_000_001, BODY)
+    other = signature_headers(keys, "evt_2", 1_700_000_001, BODY)
     assert other["X-Hookd-Signature-256"] == headers["X-Hookd-Signature-256"]
 
 
 def test_signature_headers_has_exactly_the_two_headers() -> None:
-    headers = signature_headers(b"k", MSG_ID, 1, BODY)
+    headers = signature_headers(_keys(b"k"), MSG_ID, 1, BODY)
     assert set(headers) == {"webhook-signature", "X-Hookd-Signature-256"}
 
 
@@ -89,38 +138,42 @@ def test_signing_key_rejects_malformed_whsec(secret: str) -> None:
 
 
 def test_verify_accepts_own_signature() -> None:
-    key = signing_key(WHSEC_SECRET)
-    header = signature_headers(key, MSG_ID, 1_700_000_000, BODY)["webhook-signature"]
+    key = standard_key(WHSEC_SECRET)
+    header = signature_headers(_keys(key), MSG_ID, 1_700_000_000, BODY)["webhook-signature"]
     assert verify(key, MSG_ID, 1_700_000_000, BODY, header)
 
 
 def test_verify_rejects_tampered_body() -> None:
-    key = signing_key(PLAIN_SECRET)
-    header = signature_headers(key, MSG_ID, 1_700_000_000, BODY)["webhook-signature"]
+    key = standard_key(PLAIN_SECRET)
+    header = signature_headers(_keys(key), MSG_ID, 1_700_000_000, BODY)["webhook-signature"]
     assert not verify(key, MSG_ID, 1_700_000_000, BODY.replace(b"12.5", b"13.5"), header)
 
 
 def test_verify_rejects_wrong_timestamp() -> None:
-    key = signing_key(PLAIN_SECRET)
-    header = signature_headers(key, MSG_ID, 1_700_000_000, BODY)["webhook-signature"]
+    key = standard_key(PLAIN_SECRET)
+    header = signature_headers(_keys(key), MSG_ID, 1_700_000_000, BODY)["webhook-signature"]
     assert not verify(key, MSG_ID, 1_700_000_001, BODY, header)
 
 
 def test_verify_rejects_wrong_id() -> None:
-    key = signing_key(PLAIN_SECRET)
-    header = signature_headers(key, MSG_ID, 1_700_000_000, BODY)["webhook-signature"]
+    key = standard_key(PLAIN_SECRET)
+    header = signature_headers(_keys(key), MSG_ID, 1_700_000_000, BODY)["webhook-signature"]
     assert not verify(key, "evt_2", 1_700_000_000, BODY, header)
 
 
 def test_verify_rejects_wrong_key() -> None:
-    header = signature_headers(b"right key", MSG_ID, 1_700_000_000, BODY)["webhook-signature"]
+    header = signature_headers(_keys(b"right key"), MSG_ID, 1_700_000_000, BODY)[
+        "webhook-signature"
+    ]
     assert not verify(b"wrong key", MSG_ID, 1_700_000_000, BODY, header)
 
 
 def test_verify_accepts_any_matching_entry_of_several() -> None:
-    key = signing_key(PLAIN_SECRET)
-    good = signature_headers(key, MSG_ID, 1_700_000_000, BODY)["webhook-signature"]
-    stale = signature_headers(b"rotated-out key", MSG_ID, 1_700_000_000, BODY)["webhook-signature"]
+    key = standard_key(PLAIN_SECRET)
+    good = signature_headers(_keys(key), MSG_ID, 1_700_000_000, BODY)["webhook-signature"]
+    stale = signature_headers(_keys(b"rotated-out key"), MSG_ID, 1_700_000_000, BODY)[
+        "webhook-signature"
+    ]
     assert verify(key, MSG_ID, 1_700_000_000, BODY, f"{stale} {good}")
     assert verify(key, MSG_ID, 1_700_000_000, BODY, f"v1a,abc {good}  {stale}")
     assert not verify(key, MSG_ID, 1_700_000_000, BODY, f"{stale} v1a,abc")
@@ -132,8 +185,8 @@ def test_verify_rejects_malformed_headers(header: str) -> None:
 
 
 def test_verify_rejects_right_digest_under_other_version() -> None:
-    key = signing_key(PLAIN_SECRET)
-    good = signature_headers(key, MSG_ID, 1_700_000_000, BODY)["webhook-signature"]
+    key = standard_key(PLAIN_SECRET)
+    good = signature_headers(_keys(key), MSG_ID, 1_700_000_000, BODY)["webhook-signature"]
     assert not verify(key, MSG_ID, 1_700_000_000, BODY, "v2," + good.removeprefix("v1,"))
 
 
@@ -151,4 +204,4 @@ def test_generate_secret_is_random() -> None:
 def test_generated_secret_signs_verifiably_with_standardwebhooks() -> None:
     secret = generate_secret()
     timestamp = int(time.time())
-    Webhook(secret).verify(BODY, _standard_headers(signing_key(secret), timestamp))
+    Webhook(secret).verify(BODY, _standard_headers(secret, timestamp))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import WithJsonSchema
+
 EVENT_TYPES: tuple[str, ...] = (
     "log.access_denied_by_not_valid_identifier",
     "log.access_denied_by_not_valid_face_identifier",
@@ -47,3 +51,8 @@ EVENT_TYPES: tuple[str, ...] = (
 )
 
 KNOWN_EVENT_TYPES: frozenset[str] = frozenset(EVENT_TYPES)
+
+# A device event type's name, as the documentation shows it (an enum of the catalogue).
+EventTypeName = Annotated[
+    str, WithJsonSchema({"type": "string", "enum": list(EVENT_TYPES), "title": "DeviceEventType"})
+]

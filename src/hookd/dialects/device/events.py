@@ -3,14 +3,49 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+from hookd.dialects.device.event_types import EventTypeName
 from hookd.domain.errors import InvalidField
-from hookd.domain.event import check_data, check_event_id
+from hookd.domain.event import MAX_EVENT_ID_LENGTH, check_data, check_event_id
+from hookd.domain.validation import LINE_PATTERN
 from hookd.publishing import Draft
 
 MAX_EVENTS_PER_REQUEST = 1000
 _EVENT_FIELDS = frozenset({"type", "data", "id"})
+
+
+# Documents a publish request's body; `parse_events` checks it.
+class EventToPublish(BaseModel):
+    """One event, as a publisher sends it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: EventTypeName
+    data: dict[str, Any] | None = Field(None, description="Delivered as the event's `data`")
+    id: (
+        Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=MAX_EVENT_ID_LENGTH,
+                json_schema_extra={"pattern": LINE_PATTERN},
+                description="Your id for the event: an idempotency key for 24 h",
+            ),
+        ]
+        | None
+    ) = None
+
+
+class EventsToPublish(
+    RootModel[
+        EventToPublish
+        | Annotated[list[EventToPublish], Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)]
+    ]
+):
+    """One event, or a JSON array of 1 to 1000."""
 
 
 def parse_events(payload: Any, known_types: Collection[str]) -> list[Draft]:

@@ -8,11 +8,18 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
 
-from hookd.dialects.device.event_types import KNOWN_EVENT_TYPES
+from hookd.dialects.device.event_types import KNOWN_EVENT_TYPES, EventTypeName
 from hookd.domain.errors import InvalidField
 from hookd.domain.signing import signing_key
 from hookd.domain.states import WebhookStatus
-from hookd.domain.validation import Text, check_http_url, check_line, validated
+from hookd.domain.validation import (
+    HTTP_URL_SCHEMA,
+    LINE_PATTERN,
+    Text,
+    check_http_url,
+    check_line,
+    validated,
+)
 from hookd.domain.webhook import Webhook, WebhookFields
 
 # Stored with each webhook this dialect creates.
@@ -111,18 +118,41 @@ def _pairs(members: list[tuple[str, object]]) -> _Pairs:
     return _Pairs(members)
 
 
+# How the documentation describes the fields whose rules pydantic does not check itself.
+URL = Field(min_length=4, max_length=2000, json_schema_extra=HTTP_URL_SCHEMA)
+SECRET = Field(
+    min_length=16,
+    max_length=128,
+    json_schema_extra={"pattern": LINE_PATTERN},
+    description="Signs every delivery (HMAC-SHA256); generated (`whsec_…`) when omitted",
+)
+HEADERS = Field(
+    description="Headers sent with every delivery: a JSON object held in a string, such as "
+    '`"{\\"X-Tenant\\": \\"acme\\"}"`',
+    json_schema_extra={
+        "contentMediaType": "application/json",
+        "contentSchema": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+)
+EVENT_TYPES = Field(
+    min_length=1,
+    json_schema_extra={"uniqueItems": True},
+    description="Device event types (`GET /api/v1/event-types`), none repeated",
+)
+
+
 class DeviceWebhookSpec(BaseModel):
     """A whole webhook as the device dialect writes it (create and replace)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, title="Webhook")
 
-    url: Annotated[str, Field(min_length=4, max_length=2000)]
-    secret: Annotated[str, Field(min_length=16, max_length=128)] | None = None
+    url: Annotated[str, URL]
+    secret: Annotated[str, SECRET] | None = None
     status: Annotated[WebhookStatus, Strict(False)] = WebhookStatus.ACTIVE
     timeout: Annotated[int, Field(ge=1000, le=30000)] = 10_000
-    headers: str = "{}"
+    headers: Annotated[str, HEADERS] = "{}"
     description: Annotated[Text, Field(max_length=1000)] = ""
-    event_types: Annotated[list[str], Field(min_length=1)]
+    event_types: Annotated[list[EventTypeName], EVENT_TYPES]
     max_retries: Annotated[int, Field(ge=0, le=5)] = 3
 
     @field_validator("url")
@@ -165,6 +195,20 @@ class DeviceWebhookSpec(BaseModel):
             description=self.description,
             max_retries=self.max_retries,
         )
+
+
+def _changes_only(schema: dict[str, Any]) -> None:
+    """A change names only the fields it changes: none is required, none has a default."""
+    schema.pop("required", None)
+    for field in schema.get("properties", {}).values():
+        field.pop("default", None)
+
+
+# Documents a PATCH body; a change is checked by merging it into the webhook (`patched_webhook`).
+class DeviceWebhookPatch(DeviceWebhookSpec):
+    """The fields of a webhook to change, each as in a whole webhook."""
+
+    model_config = ConfigDict(title="Webhook changes", json_schema_extra=_changes_only)
 
 
 def parse_webhook(body: Any) -> DeviceWebhookSpec:

@@ -3,30 +3,42 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from hookd import publishing
 from hookd.delivery.sender import Attempt
 from hookd.dialects.device.event_types import EVENT_TYPES, KNOWN_EVENT_TYPES
-from hookd.dialects.device.events import MAX_EVENTS_PER_REQUEST, parse_events
+from hookd.dialects.device.events import EventsToPublish, parse_events
 from hookd.dialects.device.fields import (
     NAME,
+    DeviceWebhookPatch,
     DeviceWebhookSpec,
     parse_webhook,
     patched_webhook,
 )
-from hookd.dialects.device.views import delivery_view, webhook_entity
+from hookd.dialects.device.views import (
+    DeliveryEntry,
+    DeliveryList,
+    DeviceWebhook,
+    DeviceWebhookList,
+    EventTypeList,
+    Published,
+    WebhookTestResult,
+    delivery_view,
+    webhook_entity,
+)
 from hookd.domain.event import delivery_body, new_event_id, rfc3339
 from hookd.domain.signing import generate_secret
 from hookd.domain.states import DeliveryState
 from hookd.domain.validation import parse_id
 from hookd.domain.webhook import Webhook
-from hookd.http.auth import ADMIN_ONLY, UNAUTHORIZED, Admin, AnyUser, Hookd
+from hookd.http.auth import Admin, AnyUser, Hookd
 from hookd.http.body import read_json, read_json_object
 from hookd.http.dialect import Dialect
-from hookd.http.errors import ApiError
+from hookd.http.errors import ApiError, Error
+from hookd.http.openapi import errors, operation
 from hookd.http.responses import Json
 from hookd.store import deliveries as delivery_log
 from hookd.store import webhooks as store
@@ -39,52 +51,22 @@ EVENTS = "device dialect: events and deliveries"
 # A whole publish request may hold many events; each event is held to HOOKD_MAX_EVENT_BYTES.
 REQUEST_LIMIT = 32 * 1024 * 1024
 
-Uid = Annotated[str, Path(description="The webhook's uid, an integer ≥ 1")]
+# Ids in paths are read as text, so that one that is no integer ≥ 1 gets this dialect's 400.
+ID_SCHEMA = {"type": "integer", "minimum": 1}
+Uid = Annotated[
+    str, Path(description="The webhook's uid, an integer ≥ 1", json_schema_extra=ID_SCHEMA)
+]
+DeliveryId = Annotated[
+    str, Path(description="The delivery's id, an integer ≥ 1", json_schema_extra=ID_SCHEMA)
+]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
 
-_ENTITY_SCHEMA: dict[str, Any] = DeviceWebhookSpec.model_json_schema()
-WEBHOOK_BODY = {
-    "requestBody": {"required": True, "content": {"application/json": {"schema": _ENTITY_SCHEMA}}}
-}
-BAD_REQUEST: dict[int | str, dict[str, Any]] = {
-    400: {"description": 'Wrong JSON body, Wrong webhook uid, or `{"error": "<field>: <why>"}`'}
-}
-ERRORS = {**ADMIN_ONLY, **BAD_REQUEST}
-
-_EVENT_SCHEMA = {
-    "type": "object",
-    "required": ["type"],
-    "properties": {
-        "type": {"type": "string", "description": "A device event type (GET /api/v1/event-types)"},
-        "data": {"type": "object"},
-        "id": {
-            "type": "string",
-            "maxLength": 255,
-            "description": "Your id for the event: an idempotency key for 24 h",
-        },
-    },
-}
-PUBLISH_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "oneOf": [
-                        _EVENT_SCHEMA,
-                        {
-                            "type": "array",
-                            "items": _EVENT_SCHEMA,
-                            "minItems": 1,
-                            "maxItems": MAX_EVENTS_PER_REQUEST,
-                        },
-                    ]
-                }
-            }
-        },
-    }
-}
+BAD_REQUEST = {400: 'Wrong JSON body, Wrong webhook uid, or `{"error": "<field>: <why>"}`'}
+# What a call can get wrong: the caller (401, 403), the path or query (400), the body (400,
+# 413, 415).
+ADMIN_READS = errors(Error, (400, 401, 403), descriptions=BAD_REQUEST)
+ADMIN_WRITES = errors(Error, (400, 401, 403, 413, 415), descriptions=BAD_REQUEST)
 
 
 _STATES = tuple(state.value for state in DeliveryState)
@@ -106,7 +88,14 @@ async def device_webhook(db: Database, raw_uid: str) -> Webhook:
 # --- webhooks ---------------------------------------------------------------------------------
 
 
-@router.get("/webhooks", summary="List webhooks", tags=[WEBHOOKS], responses=ERRORS)
+@router.get(
+    "/webhooks",
+    summary="List webhooks",
+    tags=[WEBHOOKS],
+    response_model=DeviceWebhookList,
+    responses=ADMIN_READS,
+    openapi_extra=operation(),
+)
 async def list_webhooks(_: Admin, hookd: Hookd, limit: Limit = 100, offset: Offset = 0) -> Json:
     found, total = await store.list_webhooks(hookd.db, NAME, limit=limit, offset=offset)
     return Json({"items": [webhook_entity(webhook) for webhook in found], "total": total})
@@ -117,8 +106,9 @@ async def list_webhooks(_: Admin, hookd: Hookd, limit: Limit = 100, offset: Offs
     status_code=201,
     summary="Create a webhook",
     tags=[WEBHOOKS],
-    openapi_extra=WEBHOOK_BODY,
-    responses=ERRORS,
+    response_model=DeviceWebhook,
+    responses=ADMIN_WRITES,
+    openapi_extra=operation(body=DeviceWebhookSpec),
 )
 async def create_webhook(request: Request, _: Admin, hookd: Hookd) -> Json:
     spec = parse_webhook(await read_json_object(request))
@@ -126,7 +116,14 @@ async def create_webhook(request: Request, _: Admin, hookd: Hookd) -> Json:
     return Json(webhook_entity(webhook), status_code=201)
 
 
-@router.get("/webhooks/{uid}", summary="Get a webhook", tags=[WEBHOOKS], responses=ERRORS)
+@router.get(
+    "/webhooks/{uid}",
+    summary="Get a webhook",
+    tags=[WEBHOOKS],
+    response_model=DeviceWebhook,
+    responses=ADMIN_READS,
+    openapi_extra=operation(),
+)
 async def get_webhook(uid: Uid, _: Admin, hookd: Hookd) -> Json:
     return Json(webhook_entity(await device_webhook(hookd.db, uid)))
 
@@ -135,8 +132,9 @@ async def get_webhook(uid: Uid, _: Admin, hookd: Hookd) -> Json:
     "/webhooks/{uid}",
     summary="Replace a webhook (an omitted secret is kept)",
     tags=[WEBHOOKS],
-    openapi_extra=WEBHOOK_BODY,
-    responses=ERRORS,
+    response_model=DeviceWebhook,
+    responses=ADMIN_WRITES,
+    openapi_extra=operation(body=DeviceWebhookSpec),
 )
 async def replace_webhook(uid: Uid, request: Request, _: Admin, hookd: Hookd) -> Json:
     current = await device_webhook(hookd.db, uid)
@@ -151,13 +149,9 @@ async def replace_webhook(uid: Uid, request: Request, _: Admin, hookd: Hookd) ->
     "/webhooks/{uid}",
     summary="Change some fields of a webhook",
     tags=[WEBHOOKS],
-    responses=ERRORS,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {**_ENTITY_SCHEMA, "required": []}}},
-        }
-    },
+    response_model=DeviceWebhook,
+    responses=ADMIN_WRITES,
+    openapi_extra=operation(body=DeviceWebhookPatch),
 )
 async def patch_webhook(uid: Uid, request: Request, _: Admin, hookd: Hookd) -> Json:
     current = await device_webhook(hookd.db, uid)
@@ -173,7 +167,8 @@ async def patch_webhook(uid: Uid, request: Request, _: Admin, hookd: Hookd) -> J
     status_code=204,
     summary="Delete a webhook",
     tags=[WEBHOOKS],
-    responses=ERRORS,
+    responses=ADMIN_READS,
+    openapi_extra=operation(),
 )
 async def delete_webhook(uid: Uid, _: Admin, hookd: Hookd) -> Response:
     webhook = await device_webhook(hookd.db, uid)
@@ -186,10 +181,9 @@ async def delete_webhook(uid: Uid, _: Admin, hookd: Hookd) -> Response:
     "/webhooks/{uid}/test",
     summary="Send a test event to the webhook now and return what came back",
     tags=[WEBHOOKS],
-    responses={
-        **ERRORS,
-        200: {"description": '`{"status_code", "duration_ms", "response_body", "error"}`'},
-    },
+    response_model=WebhookTestResult,
+    responses=ADMIN_READS,
+    openapi_extra=operation(),
 )
 async def test_webhook(uid: Uid, _: Admin, hookd: Hookd) -> Json:
     webhook = await device_webhook(hookd.db, uid)
@@ -223,7 +217,9 @@ async def test_webhook(uid: Uid, _: Admin, hookd: Hookd) -> Json:
     "/event-types",
     summary="The catalogue of device event types",
     tags=[EVENTS],
-    responses=UNAUTHORIZED,
+    response_model=EventTypeList,
+    responses=errors(Error, (401,)),
+    openapi_extra=operation(),
 )
 async def event_types(_: AnyUser) -> Json:
     return Json({"items": list(EVENT_TYPES), "total": len(EVENT_TYPES)})
@@ -234,13 +230,14 @@ async def event_types(_: AnyUser) -> Json:
     status_code=202,
     summary="Publish one event or an array of up to 1000",
     tags=[EVENTS],
-    openapi_extra=PUBLISH_BODY,
-    responses={
-        **UNAUTHORIZED,
-        **BAD_REQUEST,
-        202: {"description": '`{"ids": [...], "deliveries": N}`: stored, deliveries queued'},
-        413: {"description": "An event (or the request) is too large"},
-    },
+    response_model=Published,
+    response_description="Stored, and a delivery queued for every subscribed webhook",
+    responses=errors(
+        Error,
+        (400, 401, 413, 415),
+        descriptions={**BAD_REQUEST, 413: "An event (or the request) is too large"},
+    ),
+    openapi_extra=operation(body=EventsToPublish),
 )
 async def publish_events(request: Request, _: AnyUser, hookd: Hookd) -> Json:
     drafts = parse_events(await read_json(request, REQUEST_LIMIT), KNOWN_EVENT_TYPES)
@@ -260,13 +257,18 @@ async def publish_events(request: Request, _: AnyUser, hookd: Hookd) -> Json:
     "/webhooks/{uid}/deliveries",
     summary="The delivery log of a webhook, newest first, with each delivery's attempts",
     tags=[EVENTS],
-    responses=ERRORS,
+    response_model=DeliveryList,
+    responses=ADMIN_READS,
+    openapi_extra=operation(),
 )
 async def list_deliveries(
     uid: Uid,
     _: Admin,
     hookd: Hookd,
-    status: Annotated[str | None, Query(description=" | ".join(_STATES))] = None,
+    status: Annotated[
+        str | None,
+        Query(description="Only deliveries in this state", json_schema_extra={"enum": _STATES}),
+    ] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Json:
@@ -288,11 +290,11 @@ async def list_deliveries(
     status_code=202,
     summary="Re-queue a delivery, whatever its state",
     tags=[EVENTS],
-    responses={**ADMIN_ONLY, 400: {"description": "Wrong delivery id"}},
+    response_model=DeliveryEntry,
+    responses=errors(Error, (400, 401, 403), descriptions={400: "Wrong delivery id"}),
+    openapi_extra=operation(),
 )
-async def retry_delivery(
-    delivery_id: Annotated[str, Path(description="The delivery's id")], _: Admin, hookd: Hookd
-) -> Json:
+async def retry_delivery(delivery_id: DeliveryId, _: Admin, hookd: Hookd) -> Json:
     number = parse_id(delivery_id)
     delivery = None if number is None else await delivery_log.requeue(hookd.db, number, time.time())
     if delivery is None:

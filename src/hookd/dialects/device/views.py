@@ -1,11 +1,97 @@
-"""What the device dialect answers: its webhook entity and the delivery log."""
+"""What the device dialect answers: its webhook entity and the delivery log, and the models
+that document each answer (the views build plain dicts; the models say what they hold)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field
+
+from hookd.dialects.device.event_types import EventTypeName
+from hookd.domain.states import DeliveryState, WebhookStatus
+from hookd.domain.validation import HTTP_URL_SCHEMA
 from hookd.domain.webhook import Webhook
+from hookd.http.openapi import Answer
 from hookd.store.deliveries import Delivery
+
+Id = Annotated[int, Field(ge=1)]
+UnixSeconds = Annotated[int, Field(description="Unix seconds")]
+
+
+class DeviceWebhook(Answer):
+    """The specification's webhook entity, plus `uid` (and the reason when hookd disabled it)."""
+
+    uid: Id
+    url: Annotated[str, Field(json_schema_extra=HTTP_URL_SCHEMA)]
+    secret: str | None
+    status: WebhookStatus
+    timeout: int = Field(description="Milliseconds")
+    headers: str = Field(description="A JSON object of header name → value, held in a string")
+    description: str
+    event_types: list[EventTypeName]
+    max_retries: int
+    created_at: UnixSeconds
+    updated_at: UnixSeconds
+    disabled_reason: str | None = Field(
+        None, description="Why hookd disabled the webhook; absent otherwise"
+    )
+
+
+class DeviceWebhookList(Answer):
+    items: list[DeviceWebhook]
+    total: int = Field(ge=0, description="How many there are in all")
+
+
+class WebhookTestResult(Answer):
+    """What came back from a test send (`error` when nothing did)."""
+
+    status_code: int | None
+    duration_ms: float
+    response_body: str | None
+    error: str | None
+
+
+class EventTypeList(Answer):
+    items: list[EventTypeName]
+    total: int = Field(ge=0)
+
+
+class Published(Answer):
+    """The ids of the events stored, and how many deliveries were queued for them."""
+
+    ids: list[str]
+    deliveries: int = Field(ge=0)
+
+
+class AttemptEntry(Answer):
+    number: int = Field(ge=1)
+    started_at: float = Field(description="Unix seconds")
+    duration_ms: float
+    status_code: int | None
+    response_body: str | None = Field(description="The first 4 KiB of the answer")
+    error: str | None
+
+
+class DeliveryEntry(Answer):
+    """A delivery of an event to a webhook, with its attempts."""
+
+    id: Id
+    webhook_uid: Id
+    event_id: str
+    event_type: str
+    status: DeliveryState
+    attempt_count: int = Field(ge=0)
+    next_attempt_at: float | None = Field(description="Unix seconds; null once finished")
+    created_at: float = Field(description="Unix seconds")
+    updated_at: float = Field(description="Unix seconds")
+    last_status_code: int | None
+    last_error: str | None
+    attempts: list[AttemptEntry]
+
+
+class DeliveryList(Answer):
+    items: list[DeliveryEntry]
+    total: int = Field(ge=0)
 
 
 def webhook_entity(webhook: Webhook) -> dict[str, Any]:

@@ -25,17 +25,30 @@ from hookd.dialects.repository.model import (
     topic,
 )
 from hookd.domain.errors import InvalidField
-from hookd.domain.event import check_data, check_event_id
+from hookd.domain.event import MAX_EVENT_ID_LENGTH, check_data, check_event_id
 from hookd.domain.states import WebhookStatus
-from hookd.domain.validation import Line, Text, check_line, validated
+from hookd.domain.validation import LINE_PATTERN, Line, Text, check_line, validated
 from hookd.domain.webhook import WebhookFields
+
+# How the documentation describes what the validators below check.
+_HTTP = r"[Hh][Tt][Tt][Pp][Ss]?://([^\s/?#@]+@)?[^\s/?#@]+"
+BASE_URI_SCHEMA = {"format": "uri", "pattern": rf"^{_HTTP}(/[^\s?#]*)?$"}
+URI_SCHEMA = {
+    "format": "uri-reference",
+    "pattern": rf"^(/([^/\s]\S*)?|{_HTTP}([/?#]\S*)?)$",
+    "description": "An absolute http(s) URI, or a path beginning with / that is appended to "
+    "the repository's base_uri",
+}
 
 
 class RepositorySpec(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     name: Annotated[Line, Field(min_length=1, max_length=200)]
-    base_uri: Annotated[Line, Field(min_length=1, max_length=1000)] | None = None
+    base_uri: (
+        Annotated[Line, Field(min_length=1, max_length=1000, json_schema_extra=BASE_URI_SCHEMA)]
+        | None
+    ) = None
 
     @field_validator("base_uri")
     @classmethod
@@ -63,13 +76,25 @@ class RepositoryWebhookSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, title="Webhook")
 
-    uri: Annotated[Line, Field(min_length=1, max_length=MAX_URI_LENGTH)]
+    uri: Annotated[
+        Line, Field(min_length=1, max_length=MAX_URI_LENGTH, json_schema_extra=URI_SCHEMA)
+    ]
     description: Annotated[Text, Field(min_length=1, max_length=1000)]
     enabled: bool = False
     handleResponse: Literal["NONE", "STATUS", "STATUS_AND_BODY"]
     retry: bool | None = True
     timeout: Annotated[int, Field(ge=TIMEOUT_MIN_MS, le=TIMEOUT_MAX_MS)] | None = TIMEOUT_DEFAULT_MS
-    apiKey: Annotated[str, Field(min_length=1, max_length=MAX_API_KEY_LENGTH)] | None = None
+    apiKey: (
+        Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=MAX_API_KEY_LENGTH,
+                json_schema_extra={"pattern": r"^[\x21-\x7e]+$"},
+            ),
+        ]
+        | None
+    ) = None
     restrictions: Annotated[list[Restriction], Field(max_length=MAX_RESTRICTIONS)] | None = None
 
     @field_validator("uri")
@@ -114,6 +139,29 @@ class TriggerSpec:
 
 
 _TRIGGER_FIELDS = frozenset({"id", "category", "data"})
+
+
+# Documents a trigger's body; `parse_trigger` checks it.
+class TriggerBody(BaseModel):
+    """What a trigger may carry; a trigger without a body is `{}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    category: Annotated[Line, Field(min_length=1, max_length=MAX_CATEGORY_LENGTH)] | None = Field(
+        None, description="Only webhooks restricted to this category (or to none) receive it"
+    )
+    data: dict[str, Any] | None = None
+    id: (
+        Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=MAX_EVENT_ID_LENGTH,
+                json_schema_extra={"pattern": LINE_PATTERN},
+            ),
+        ]
+        | None
+    ) = Field(None, description="Your id for the event: an idempotency key for 24 h")
 
 
 def parse_trigger(body: Any) -> TriggerSpec:

@@ -16,13 +16,17 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Path, Request, Response
+from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
 from hookd import publishing
 from hookd.delivery.chain import called_event
 from hookd.dialects.repository import store
 from hookd.dialects.repository.fields import (
+    EventSpec,
+    RepositorySpec,
     RepositoryWebhookSpec,
+    TriggerBody,
     parse_event,
     parse_repository,
     parse_trigger,
@@ -30,6 +34,7 @@ from hookd.dialects.repository.fields import (
 )
 from hookd.dialects.repository.model import (
     EVENT_NOT_FOUND,
+    ID_PATTERN,
     MAX_WEBHOOKS_PER_EVENT,
     NAME,
     REPOSITORY_NOT_FOUND,
@@ -45,6 +50,21 @@ from hookd.dialects.repository.model import (
 from hookd.dialects.repository.store import EventLookup
 from hookd.dialects.repository.trigger import draft, validate
 from hookd.dialects.repository.views import (
+    EventEntity,
+    EventEntityHal,
+    EventList,
+    EventListHal,
+    EventWithWebhooks,
+    EventWithWebhooksHal,
+    RepositoryEntity,
+    RepositoryEntityHal,
+    RepositoryError,
+    RepositoryWebhookEntity,
+    RepositoryWebhookEntityHal,
+    TriggerQueued,
+    TriggerQueuedHal,
+    TriggerVerdict,
+    TriggerVerdictHal,
     event_path,
     event_resource,
     events_resource,
@@ -59,6 +79,7 @@ from hookd.http.body import read_json
 from hookd.http.dialect import Dialect
 from hookd.http.errors import ApiError
 from hookd.http.hal import HAL, Negotiated, Resource, negotiated, wants_hal
+from hookd.http.openapi import content, errors, operation
 from hookd.http.responses import Json
 from hookd.http.services import Services, services
 from hookd.store import webhooks as core_store
@@ -91,30 +112,52 @@ async def repository_dialect(app: FastAPI) -> AsyncIterator[None]:
 
 router = APIRouter(prefix="/r", tags=["repository dialect"], lifespan=repository_dialect)
 
-RepoId = Annotated[str, Path(alias="repoId", description="The repository's id")]
-EventId = Annotated[str, Path(alias="id", description="The event's id")]
-WebHookId = Annotated[str, Path(alias="webHookId", description="The webhook's id (a UUID)")]
+_ID = {"pattern": f"^{ID_PATTERN.pattern}$"}
+RepoId = Annotated[
+    str, Path(alias="repoId", description="The repository's id", json_schema_extra=_ID)
+]
+EventId = Annotated[str, Path(alias="id", description="The event's id", json_schema_extra=_ID)]
+WebHookId = Annotated[
+    str,
+    Path(
+        alias="webHookId",
+        description="The webhook's id (a UUID)",
+        json_schema_extra={"format": "uuid"},
+    ),
+]
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": 'No or invalid token: `{"code": 401, "reason"}`'},
-    406: {"description": "Accept allows neither application/json nor application/hal+json"},
-}
-_ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
-    **_ERRORS,
-    400: {"description": '`{"code": 400, "reason": "<field>: <what is wrong>"}`'},
-    403: {"description": "Administrator rights required"},
-    404: {
-        "description": f"Unknown repository ({REPOSITORY_NOT_FOUND}), event ({EVENT_NOT_FOUND}) "
-        f"or webhook ({WEBHOOK_NOT_FOUND})"
-    },
-}
-
-
-def _body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+NOT_FOUND = (
+    f"Unknown repository ({REPOSITORY_NOT_FOUND}), event ({EVENT_NOT_FOUND}) "
+    f"or webhook ({WEBHOOK_NOT_FOUND})"
+)
 
 
-_WEBHOOK_BODY = _body(RepositoryWebhookSpec.model_json_schema())
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Error answers in this dialect's shape, as JSON or (asked for) HAL."""
+    return errors(
+        RepositoryError,
+        statuses,
+        media_types=(HAL,),
+        descriptions={
+            400: '`{"code": 400, "reason": "<field>: <what is wrong>"}`',
+            401: 'No or invalid token: `{"code": 401, "reason"}`',
+            404: NOT_FOUND,
+        },
+    )
+
+
+def _hal(model: type[BaseModel]) -> dict[str, Any]:
+    """The HAL form of a success answer (`Accept: application/hal+json`)."""
+    return {"content": content(model, (HAL,))}
+
+
+def _created(json_model: type[BaseModel], hal_model: type[BaseModel]) -> dict[str, Any]:
+    return {
+        "model": json_model,
+        "description": "Created",
+        "headers": {"Location": {"description": "Its path", "schema": {"type": "string"}}},
+        **_hal(hal_model),
+    }
 
 
 # --- lookups ----------------------------------------------------------------------------------
@@ -179,14 +222,13 @@ async def existing_webhook(
 @router.put(
     "/{repoId}",
     summary="Create or update a repository",
-    responses={**_ADMIN_ERRORS, 201: {"description": "Created"}},
-    openapi_extra=_body(
-        {
-            "type": "object",
-            "required": ["name"],
-            "properties": {"name": {"type": "string"}, "base_uri": {"type": "string"}},
-        }
-    ),
+    response_model=RepositoryEntity,
+    responses={
+        200: _hal(RepositoryEntityHal),
+        201: _created(RepositoryEntity, RepositoryEntityHal),
+        **_errors(400, 401, 403, 406, 413, 415),
+    },
+    openapi_extra=operation(body=RepositorySpec),
 )
 async def put_repository(
     repository_id: RepoId, request: Request, _: Admin, hookd: Hookd, view: Negotiated
@@ -202,7 +244,13 @@ async def put_repository(
     return view.render(repository_resource(repository))
 
 
-@router.get("/{repoId}", summary="Get a repository", responses=_ADMIN_ERRORS)
+@router.get(
+    "/{repoId}",
+    summary="Get a repository",
+    response_model=RepositoryEntity,
+    responses={200: _hal(RepositoryEntityHal), **_errors(401, 404, 406)},
+    openapi_extra=operation(),
+)
 async def get_repository(
     repository_id: RepoId, _: AnyUser, hookd: Hookd, view: Negotiated
 ) -> Response:
@@ -210,7 +258,11 @@ async def get_repository(
 
 
 @router.get(
-    "/{repoId}/events", summary="The repository's event definitions", responses=_ADMIN_ERRORS
+    "/{repoId}/events",
+    summary="The repository's event definitions",
+    response_model=EventList,
+    responses={200: _hal(EventListHal), **_errors(401, 404, 406)},
+    openapi_extra=operation(),
 )
 async def list_events(
     repository_id: RepoId, _: AnyUser, hookd: Hookd, view: Negotiated
@@ -223,18 +275,13 @@ async def list_events(
 @router.put(
     "/{repoId}/events/{id}",
     summary="Define or change an event",
-    responses={**_ADMIN_ERRORS, 201: {"description": "Created"}},
-    openapi_extra=_body(
-        {
-            "type": "object",
-            "required": ["name"],
-            "properties": {
-                "name": {"type": "string"},
-                "description": {"type": "string"},
-                "blocking": {"type": "boolean", "default": False},
-            },
-        }
-    ),
+    response_model=EventEntity,
+    responses={
+        200: _hal(EventEntityHal),
+        201: _created(EventEntity, EventEntityHal),
+        **_errors(400, 401, 403, 404, 406, 413, 415),
+    },
+    openapi_extra=operation(body=EventSpec),
 )
 async def put_event(
     repository_id: RepoId,
@@ -256,7 +303,13 @@ async def put_event(
     return view.render(event_resource(event))
 
 
-@router.get("/{repoId}/events/{id}", summary="An event with its webhooks", responses=_ADMIN_ERRORS)
+@router.get(
+    "/{repoId}/events/{id}",
+    summary="An event with its webhooks",
+    response_model=EventWithWebhooks,
+    responses={200: _hal(EventWithWebhooksHal), **_errors(401, 403, 404, 406)},
+    openapi_extra=operation(),
+)
 async def get_event(
     repository_id: RepoId, event_id: EventId, _: Admin, hookd: Hookd, view: Negotiated
 ) -> Response:
@@ -272,8 +325,12 @@ async def get_event(
     "/{repoId}/events/{id}",
     status_code=201,
     summary="Create a webhook on the event",
-    responses=_ADMIN_ERRORS,
-    openapi_extra=_WEBHOOK_BODY,
+    response_model=RepositoryWebhookEntity,
+    responses={
+        201: _created(RepositoryWebhookEntity, RepositoryWebhookEntityHal),
+        **_errors(400, 401, 403, 404, 406, 413, 415),
+    },
+    openapi_extra=operation(body=RepositoryWebhookSpec),
 )
 async def create_webhook(
     repository_id: RepoId,
@@ -297,7 +354,13 @@ async def create_webhook(
     )
 
 
-@router.get("/{repoId}/events/{id}/{webHookId}", summary="Get a webhook", responses=_ADMIN_ERRORS)
+@router.get(
+    "/{repoId}/events/{id}/{webHookId}",
+    summary="Get a webhook",
+    response_model=RepositoryWebhookEntity,
+    responses={200: _hal(RepositoryWebhookEntityHal), **_errors(401, 403, 404, 406)},
+    openapi_extra=operation(),
+)
 async def get_webhook(
     repository_id: RepoId,
     event_id: EventId,
@@ -315,8 +378,12 @@ async def get_webhook(
 @router.put(
     "/{repoId}/events/{id}/{webHookId}",
     summary="Replace a webhook",
-    responses=_ADMIN_ERRORS,
-    openapi_extra=_WEBHOOK_BODY,
+    response_model=RepositoryWebhookEntity,
+    responses={
+        200: _hal(RepositoryWebhookEntityHal),
+        **_errors(400, 401, 403, 404, 406, 413, 415),
+    },
+    openapi_extra=operation(body=RepositoryWebhookSpec),
 )
 async def replace_webhook(
     repository_id: RepoId,
@@ -342,7 +409,8 @@ async def replace_webhook(
     "/{repoId}/events/{id}/{webHookId}",
     status_code=204,
     summary="Delete a webhook",
-    responses=_ADMIN_ERRORS,
+    responses=_errors(401, 403, 404),
+    openapi_extra=operation(),
 )
 async def delete_webhook(
     repository_id: RepoId, event_id: EventId, webhook_id: WebHookId, _: Admin, hookd: Hookd
@@ -388,23 +456,18 @@ async def _trigger_body(request: Request) -> Any:
         "Non-blocking event: 202 `{id, deliveries}`, deliveries queued. Blocking event: the call "
         "waits for the validation webhooks and answers 200 `{id, allowed, results}`."
     ),
+    response_model=TriggerVerdict,
+    response_description="Blocking event: whether the validation webhooks allowed it",
     responses={
-        **_ERRORS,
-        200: {"description": "Blocking event: `{id, allowed, results}`"},
-        202: {"description": "Non-blocking event: `{id, deliveries}`"},
-        400: {"description": '`{"code": 400, "reason": "<field>: <what is wrong>"}`'},
-        404: {"description": "Unknown repository or event"},
+        200: _hal(TriggerVerdictHal),
+        202: {
+            "model": TriggerQueued,
+            "description": "Non-blocking event: stored, its deliveries queued",
+            **_hal(TriggerQueuedHal),
+        },
+        **_errors(400, 401, 404, 406, 413, 415),
     },
-    openapi_extra=_body(
-        {
-            "type": "object",
-            "properties": {
-                "category": {"type": "string"},
-                "data": {"type": "object"},
-                "id": {"type": "string", "description": "Idempotency key for 24 h"},
-            },
-        }
-    ),
+    openapi_extra=operation(body=TriggerBody, body_required=False),
 )
 async def trigger(repository_id: RepoId, event_id: EventId, request: Request) -> Response:
     # The hot path: no synchronous dependencies (each would cost a thread-pool hop).

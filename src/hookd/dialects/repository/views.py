@@ -1,13 +1,16 @@
-"""What the repository dialect answers: its entities, their paths, and HAL resources."""
+"""What the repository dialect answers: its entities, their paths, and HAL resources; and the
+models that document each answer, as plain JSON and as HAL (the views build plain dicts)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import orjson
+from pydantic import Field
 
 from hookd.delivery.chain import Call, Verdict
+from hookd.dialects.repository.fields import Restriction
 from hookd.dialects.repository.model import (
     STATUS_AND_BODY,
     EventDefinition,
@@ -15,6 +18,149 @@ from hookd.dialects.repository.model import (
     RepositoryWebhook,
 )
 from hookd.http.hal import Resource
+from hookd.http.openapi import Answer
+
+# --- the documented answers -------------------------------------------------------------------
+
+
+class RepositoryError(Answer):
+    """This dialect's error shape."""
+
+    code: int = Field(description="The HTTP status, or a code of this dialect (240100…)")
+    reason: str
+
+
+class Link(Answer):
+    href: str
+
+
+class RepositoryEntity(Answer):
+    id: str
+    name: str
+    base_uri: str | None
+
+
+class RepositoryLinks(Answer):
+    self_: Link = Field(alias="self")
+    events: Link
+
+
+class RepositoryEntityHal(RepositoryEntity):
+    links: RepositoryLinks = Field(alias="_links")
+
+
+class EventEntity(Answer):
+    id: str
+    name: str
+    description: str
+    blocking: bool = Field(description="A validation hook: triggers wait for its webhooks")
+
+
+class EventLinks(Answer):
+    self_: Link = Field(alias="self")
+    repository: Link
+    trigger: Link
+
+
+class EventEntityHal(EventEntity):
+    links: EventLinks = Field(alias="_links")
+
+
+class RepositoryWebhookEntity(Answer):
+    """Exactly the specification's fields."""
+
+    apiKey: str | None
+    description: str
+    enabled: bool
+    handleResponse: Literal["NONE", "STATUS", "STATUS_AND_BODY"]
+    id: str = Field(json_schema_extra={"format": "uuid"})
+    restrictions: list[Restriction]
+    retry: bool
+    timeout: int = Field(description="Milliseconds")
+    uri: str
+
+
+class WebhookLinks(Answer):
+    self_: Link = Field(alias="self")
+    event: Link
+    repository: Link
+
+
+class RepositoryWebhookEntityHal(RepositoryWebhookEntity):
+    links: WebhookLinks = Field(alias="_links")
+
+
+class EventWithWebhooks(EventEntity):
+    webhooks: list[RepositoryWebhookEntity]
+
+
+class EmbeddedWebhooks(Answer):
+    webhooks: list[RepositoryWebhookEntityHal]
+
+
+class EventWithWebhooksHal(EventEntityHal):
+    embedded: EmbeddedWebhooks = Field(alias="_embedded")
+
+
+class EventList(Answer):
+    events: list[EventEntity]
+
+
+class EventListLinks(Answer):
+    self_: Link = Field(alias="self")
+    repository: Link
+
+
+class EmbeddedEvents(Answer):
+    events: list[EventEntityHal]
+
+
+class EventListHal(Answer):
+    links: EventListLinks = Field(alias="_links")
+    embedded: EmbeddedEvents = Field(alias="_embedded")
+
+
+class TriggerLinks(Answer):
+    event: Link
+
+
+class TriggerQueued(Answer):
+    """A non-blocking event: stored, its deliveries queued."""
+
+    id: str
+    deliveries: int = Field(ge=0)
+
+
+class TriggerQueuedHal(TriggerQueued):
+    links: TriggerLinks = Field(alias="_links")
+
+
+class ValidationCall(Answer):
+    """One validation webhook's answer to a blocking event."""
+
+    webhook: str = Field(json_schema_extra={"format": "uuid"})
+    status_code: int | None
+    body: Any = Field(
+        None, description="Its answer (parsed when JSON); only for handleResponse STATUS_AND_BODY"
+    )
+    error: str | None = Field(None, description="Why no answer came; absent when one came")
+    duration_ms: float
+    attempts: int = Field(ge=1)
+
+
+class TriggerVerdict(Answer):
+    """A blocking event: whether every validation webhook allowed it."""
+
+    id: str
+    allowed: bool
+    results: list[ValidationCall]
+
+
+class TriggerVerdictHal(TriggerVerdict):
+    links: TriggerLinks = Field(alias="_links")
+
+
+# --- views ------------------------------------------------------------------------------------
 
 
 def webhook_entity(found: RepositoryWebhook) -> dict[str, Any]:

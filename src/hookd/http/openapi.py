@@ -1,0 +1,142 @@
+"""The OpenAPI document: every request and every answer of every dialect, by named schemas.
+
+Routes declare their answers with pydantic models: the main one as `response_model` (the
+handlers still render their own JSON, so the model documents and costs nothing per request),
+errors with `errors()`. Schemas FastAPI cannot see in a route — request bodies the handlers read
+themselves, HAL variants of an answer — are named with `SCHEMAS.ref()` and added to the
+document's components when it is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel, ConfigDict
+from pydantic.json_schema import models_json_schema
+
+JSON = "application/json"
+REF = "#/components/schemas/{model}"
+BEARER = "bearer"
+
+SECURITY_SCHEMES = {
+    BEARER: {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A token from `POST /api/v1/login`",
+    }
+}
+
+STATUS_DESCRIPTIONS = {
+    400: "Bad input: the message names the field and what is wrong",
+    401: "No or invalid token",
+    403: "Administrator rights required",
+    404: "Not found",
+    406: "The Accept header allows none of the media types this answer comes in",
+    413: "The body is too large",
+    415: "The body is declared as something other than JSON",
+}
+
+
+class Answer(BaseModel):
+    """A documented answer: it holds exactly the fields its model names."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Schemas:
+    """The models a document names by reference although no route declares them."""
+
+    def __init__(self) -> None:
+        self._models: dict[str, type[BaseModel]] = {}
+
+    def ref(self, model: type[BaseModel]) -> dict[str, str]:
+        """`{"$ref": …}` to `model`'s schema, which the document will hold."""
+        known = self._models.setdefault(model.__name__, model)
+        if known is not model:
+            raise ValueError(f"two models are named {model.__name__}")
+        return {"$ref": REF.format(model=model.__name__)}
+
+    def definitions(self) -> dict[str, Any]:
+        """The schemas of every model named, and of the models they use."""
+        if not self._models:
+            return {}
+        _, top = models_json_schema(
+            [(model, "validation") for model in self._models.values()], ref_template=REF
+        )
+        return dict(top.get("$defs", {}))
+
+
+SCHEMAS = Schemas()
+
+
+def operation(
+    *,
+    body: type[BaseModel] | None = None,
+    body_required: bool = True,
+    secured: bool = True,
+) -> dict[str, Any]:
+    """A route's `openapi_extra`: the JSON body its handler reads, and whether it takes a
+    bearer token."""
+    extra: dict[str, Any] = {}
+    if body is not None:
+        extra["requestBody"] = {
+            "required": body_required,
+            "content": {JSON: {"schema": SCHEMAS.ref(body)}},
+        }
+    if secured:
+        extra["security"] = [{BEARER: []}]
+    return extra
+
+
+def content(model: type[BaseModel], media_types: Iterable[str]) -> dict[str, Any]:
+    """An answer's `content` in further media types (the main one comes from `model=`)."""
+    return {media_type: {"schema": SCHEMAS.ref(model)} for media_type in media_types}
+
+
+def errors(
+    model: type[BaseModel],
+    statuses: Iterable[int],
+    *,
+    media_types: Iterable[str] = (),
+    descriptions: Mapping[int, str] | None = None,
+) -> dict[int | str, dict[str, Any]]:
+    """The error answers of a route, each in the dialect's shape `model` (as JSON, and in
+    `media_types` besides)."""
+    described = {**STATUS_DESCRIPTIONS, **(descriptions or {})}
+    also = tuple(media_types)
+    answers: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        answer: dict[str, Any] = {"model": model, "description": described[status]}
+        if also:
+            answer["content"] = content(model, also)
+        answers[status] = answer
+    return answers
+
+
+def document(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document of `app`, built once."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+            separate_input_output_schemas=False,
+        )
+        for path in schema.get("paths", {}).values():
+            for route in path.values():
+                # FastAPI documents a 422 on every route; hookd answers bad input with 400.
+                route.get("responses", {}).pop("422", None)
+        components = schema.setdefault("components", {})
+        schemas = components.setdefault("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        for name, definition in SCHEMAS.definitions().items():
+            schemas.setdefault(name, definition)
+        components["schemas"] = dict(sorted(schemas.items()))
+        components["securitySchemes"] = SECURITY_SCHEMES
+        app.openapi_schema = schema
+    return app.openapi_schema

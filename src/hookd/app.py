@@ -13,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 
 from hookd import __version__
 from hookd.config import Settings
+from hookd.console.routes import CONSOLE
 from hookd.delivery.chain import CallLog
 from hookd.delivery.sender import Sender
 from hookd.delivery.ssrf import TargetGuard
@@ -76,6 +77,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
     )
     shapes = ErrorShapes(
         [(d.path_prefix, d.error_shape) for d in DIALECTS if d.error_shape is not None]
+        + [(prefix, CONSOLE.error_shape) for prefix in CONSOLE.path_prefixes]
     )
     install_error_handlers(app, shapes)
     app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
@@ -83,6 +85,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
     app.include_router(auth.router)
     for dialect in DIALECTS:
         app.include_router(dialect.router)
+    app.include_router(CONSOLE.router)
     return app
 
 

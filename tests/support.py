@@ -366,3 +366,75 @@ def assert_field_error(response: httpx.Response, field: str, says: str | None = 
 def assert_error(response: httpx.Response, status: int, message: str) -> None:
     assert response.status_code == status, response.text
     assert response.json() == {"error": message}
+
+
+# --- a browser (the web console's tests) ------------------------------------------------------
+
+# Debian's Chromium, driven by Playwright; Playwright never downloads a browser of its own.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_missing() -> str | None:
+    """Why the browser tests cannot run here, or None when they can."""
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is not installed (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (make test installs it)"
+    return None
+
+
+@dataclass
+class ServedHookd:
+    """`hookd serve` running as a subprocess on 127.0.0.1."""
+
+    base: str
+    process: subprocess.Popen[bytes]
+    cwd: Path
+
+
+def start_serve(cwd: Path, **settings: str) -> ServedHookd:
+    """Start `hookd serve` on a free port in `cwd` and wait until /healthz answers."""
+    port = free_port()
+    log = (cwd / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [HOOKD, "serve", "--port", str(port)],
+        cwd=cwd,
+        env=environment(**settings),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"hookd serve exited: {(cwd / 'serve.log').read_text()}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return ServedHookd(base, process, cwd)
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError("hookd serve did not answer within 30 s")
+        time.sleep(0.1)
+
+
+def stop_serve(served: ServedHookd) -> None:
+    if served.process.poll() is None:
+        served.process.terminate()
+        try:
+            served.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            served.process.kill()
+            served.process.wait(timeout=10)

@@ -56,6 +56,21 @@ class Shown:
         return f"uid {self.webhook.id}"
 
     @property
+    def short_name(self) -> str:
+        """The name as lists show it: a UUID shortened to its first group."""
+        if self.webhook.public_id:
+            return self.webhook.public_id[:8] + "…"
+        return self.name
+
+    @property
+    def synchronous(self) -> bool:
+        """Called while a request waits (a validation hook), rather than queued."""
+        return (
+            self.binding is not None
+            and self.binding.handle_response in repository_model.SYNCHRONOUS
+        )
+
+    @property
     def repository_id(self) -> str | None:
         return self.binding.repository_id if self.binding else None
 

@@ -1,5 +1,9 @@
-"""Charts drawn on the server as SVG: no script, no external file, readable without colour
-(each chart has a title and a one-line summary for screen readers)."""
+"""Charts drawn on the server as SVG: no script, no external file.
+
+The SVG holds only the marks and stretches to its box; the axis labels are HTML beside it, so
+they stay readable at any width. Each chart carries a title and a one-line summary for screen
+readers.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,8 @@ from datetime import UTC, datetime
 
 from markupsafe import Markup, escape
 
-WIDTH, HEIGHT = 600, 170
-LEFT, RIGHT, TOP, BOTTOM = 56, 8, 10, 26
-
-
-@dataclass(frozen=True, slots=True)
-class Chart:
-    title: str
-    svg: Markup
+# The drawing's own units; the SVG is stretched to its box (lines keep their width).
+WIDTH, HEIGHT = 1000, 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +23,16 @@ class Series:
     name: str
     css: str  # the class that colours it
     values: Sequence[float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    ident: str
+    title: str
+    svg: Markup
+    y_labels: tuple[str, str, str]  # top, middle, bottom
+    x_labels: tuple[str, str, str]  # start, middle, end
+    legend: tuple[tuple[str, str], ...]  # (css, name) of each series
 
 
 def nice_ceiling(value: float) -> float:
@@ -57,30 +65,25 @@ def chart(
     """`kind` "bars" stacks the series as bars; "line" draws each as a line (gaps where a value
     is None)."""
     points = max((len(s.values) for s in series), default=0)
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    step = plot_w / max(points, 1)
+    step = WIDTH / max(points, 1)
 
     def y(value: float) -> float:
-        return TOP + plot_h - plot_h * min(value, y_max) / y_max
+        return HEIGHT - HEIGHT * min(value, y_max) / y_max
 
     parts = [
-        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-        f'aria-labelledby="{ident}-title {ident}-desc">',
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" preserveAspectRatio="none" '
+        f'role="img" aria-labelledby="{ident}-title {ident}-desc">',
         f'<title id="{ident}-title">{escape(title)}</title>',
         f'<desc id="{ident}-desc">{escape(summary)}</desc>',
     ]
     for fraction in (0.0, 0.5, 1.0):
-        line_y = y(y_max * fraction)
+        line_y = min(max(y(y_max * fraction), 0.5), HEIGHT - 0.5)
         parts.append(
-            f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{line_y:.1f}" '
-            f'y2="{line_y:.1f}"/>'
-        )
-        parts.append(
-            f'<text class="axis" x="{LEFT - 6}" y="{line_y + 4:.1f}" text-anchor="end">'
-            f"{escape(y_label(y_max * fraction))}</text>"
+            f'<line class="grid" x1="0" x2="{WIDTH}" y1="{line_y:.1f}" y2="{line_y:.1f}" '
+            'vector-effect="non-scaling-stroke"/>'
         )
     if kind == "bars":
-        bar_w = max(step - 1, 1)
+        gap = min(step * 0.15, 2.0)
         for index in range(points):
             base = 0.0
             for s in series:
@@ -89,38 +92,37 @@ def chart(
                     continue
                 top, bottom = y(base + value), y(base)
                 parts.append(
-                    f'<rect class="{s.css}" x="{LEFT + index * step:.1f}" y="{top:.1f}" '
-                    f'width="{bar_w:.1f}" height="{max(bottom - top, 0.5):.1f}"/>'
+                    f'<rect class="{s.css}" x="{index * step + gap / 2:.2f}" y="{top:.2f}" '
+                    f'width="{max(step - gap, 0.5):.2f}" height="{max(bottom - top, 1.0):.2f}"/>'
                 )
                 base += value
     else:
         for s in series:
-            run: list[str] = []
+            run: list[tuple[float, float]] = []
             for index, point in enumerate(s.values):
                 if point is None:
-                    parts.extend(_polyline(s.css, run))
+                    parts.extend(_line(s.css, run, step))
                     run = []
                     continue
-                run.append(f"{LEFT + (index + 0.5) * step:.1f},{y(point):.1f}")
-            parts.extend(_polyline(s.css, run))
-    end_minute = start_minute + points * minutes_per_point
-    for x, anchor, minute in (
-        (LEFT, "start", start_minute),
-        (LEFT + plot_w / 2, "middle", (start_minute + end_minute) // 2),
-        (WIDTH - RIGHT, "end", end_minute),
-    ):
-        parts.append(
-            f'<text class="axis" x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}">'
-            f"{_clock(minute)}</text>"
-        )
+                run.append(((index + 0.5) * step, y(point)))
+            parts.extend(_line(s.css, run, step))
     parts.append("</svg>")
-    return Chart(title, Markup("".join(parts)))
+    end_minute = start_minute + points * minutes_per_point
+    return Chart(
+        ident,
+        title,
+        Markup("".join(parts)),
+        (y_label(y_max), y_label(y_max / 2), y_label(0.0)),
+        (_clock(start_minute), _clock((start_minute + end_minute) // 2), _clock(end_minute)),
+        tuple((s.css, s.name) for s in series),
+    )
 
 
-def _polyline(css: str, run: list[str]) -> list[str]:
+def _line(css: str, run: list[tuple[float, float]], step: float) -> list[str]:
     if not run:
         return []
-    if len(run) == 1:
-        x, y = run[0].split(",")
-        return [f'<circle class="{css}" cx="{x}" cy="{y}" r="2.5"/>']
-    return [f'<polyline class="{css}" points="{" ".join(run)}"/>']
+    if len(run) == 1:  # a lone point: a short dash across its slot
+        x, y = run[0]
+        run = [(x - max(step * 0.4, 3), y), (x + max(step * 0.4, 3), y)]
+    points = " ".join(f"{x:.1f},{y:.1f}" for x, y in run)
+    return [f'<polyline class="{css}" points="{points}" vector-effect="non-scaling-stroke"/>']

@@ -39,7 +39,8 @@ class Control:
     options: tuple[tuple[str, str], ...] = ()
     # Options in groups (label, options), for a select.
     groups: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
-    # Shown on creation only (a field the dialect does not let change).
+    # Shown on creation only (a field the dialect does not let change), and read by the console
+    # itself: not part of the dialect's body (the repository webhook's event is in its path).
     on_create_only: bool = False
     # For a number: the unit, said after the control.
     unit: str = ""
@@ -191,6 +192,8 @@ def body_of(form: Form, controls: tuple[Control, ...]) -> dict[str, Any]:
     text, so that the dialect says what is wrong with it."""
     body: dict[str, Any] = {}
     for control in controls:
+        if control.on_create_only:
+            continue
         value = form.get(control.name).strip()
         if control.kind == "checkboxes":
             body[control.name] = form.all(control.name)

@@ -63,10 +63,13 @@ async def overview(request: Request, hookd: Hookd) -> Response:
             f"{number(total.attempts - total.succeeded)} of them failed; one bar per {unit}.",
             start_minute=first,
             minutes_per_point=per_point,
-            series=[Series("answered 2xx", "ok", succeeded), Series("other", "bad", failed)],
+            series=[
+                Series("answered 2xx", "ok", succeeded),
+                Series("failed attempts", "bad", failed),
+            ],
             kind="bars",
             y_max=nice_ceiling(busiest),
-            y_label=lambda v: number(round(v)),
+            y_label=number,
         ),
         chart(
             "success",

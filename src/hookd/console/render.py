@@ -115,7 +115,7 @@ def ms(value: float | None) -> str:
         return "—"
     if value >= 1000:
         return f"{value / 1000:.2f} s"
-    return f"{value:.0f} ms" if value >= 10 else f"{value:.1f} ms"
+    return f"{value:.0f} ms" if value >= 10 or value == 0 else f"{value:.1f} ms"
 
 
 def percent(value: float | None) -> str:

@@ -153,6 +153,7 @@ async def _webhook_page(
         entity=entity,
         secrets=secrets if looking.is_admin else {name: None for name in secrets},
         labels=_labels(current),
+        units=_units(current),
         health=health[current.id],
         health_of_last=HEALTH_OF_LAST,
         recent=recent.items,
@@ -164,9 +165,17 @@ async def _webhook_page(
     )
 
 
+def _controls_of(current: Shown) -> tuple[Control, ...]:
+    return DEVICE_CONTROLS if current.binding is None else repository_controls([])
+
+
 def _labels(current: Shown) -> dict[str, str]:
-    controls = DEVICE_CONTROLS if current.binding is None else repository_controls([])
-    return {control.name: control.label for control in controls}
+    labels = {"created_at": "Created", "updated_at": "Last changed"}
+    return labels | {control.name: control.label for control in _controls_of(current)}
+
+
+def _units(current: Shown) -> dict[str, str]:
+    return {control.name: control.unit for control in _controls_of(current) if control.unit}
 
 
 @router.get("/webhooks/{webhook_id}")

@@ -31,6 +31,7 @@ from hookd.store.schema import metadata
 
 POSTGRES_URL = os.environ.get("HOOKD_TEST_DATABASE_URL")
 REQUIRE_POSTGRES = os.environ.get("HOOKD_REQUIRE_POSTGRES") == "1"
+REQUIRE_CHROMIUM = os.environ.get("HOOKD_REQUIRE_CHROMIUM") == "1"
 ADMIN_PASSWORD = "admin-password-1"
 USER_PASSWORD = "user-password-1"
 
@@ -438,3 +439,44 @@ def stop_serve(served: ServedHookd) -> None:
         except subprocess.TimeoutExpired:
             served.process.kill()
             served.process.wait(timeout=10)
+
+
+# --- the web console over HTTP ------------------------------------------------------------------
+
+
+def form_token(html: str) -> str:
+    """The token a console page's forms carry."""
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "the page has no form token"
+    return found.group(1)
+
+
+async def console_login(
+    client: httpx.AsyncClient, username: str, password: str, next_page: str = "/"
+) -> httpx.Response:
+    """Log in through the console's form (with the nonce its page sets); the client keeps the
+    session cookie."""
+    page = await client.get("/login")
+    nonce = re.search(r'name="nonce" value="([^"]+)"', page.text)
+    assert nonce, page.text
+    return await client.post(
+        "/login",
+        data={
+            "nonce": nonce.group(1),
+            "next": next_page,
+            "username": username,
+            "password": password,
+        },
+    )
+
+
+@asynccontextmanager
+async def console_client(
+    api: Api, username: str, password: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A second client of the same app (its own cookies), logged in to the console."""
+    transport = api.client._transport
+    async with httpx.AsyncClient(transport=transport, base_url="http://hookd.test") as client:
+        answer = await console_login(client, username, password)
+        assert answer.status_code == 303, answer.text
+        yield client

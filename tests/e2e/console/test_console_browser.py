@@ -25,6 +25,7 @@ from support import (
     CHROMIUM,
     CHROMIUM_ARGS,
     HOOKD,
+    REQUIRE_CHROMIUM,
     ServedHookd,
     chromium_missing,
     environment,
@@ -32,10 +33,17 @@ from support import (
     stop_serve,
 )
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(chromium_missing() is not None, reason=f"{chromium_missing()}"),
-]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _chromium() -> None:
+    missing = chromium_missing()
+    if missing and REQUIRE_CHROMIUM:
+        pytest.fail(f"HOOKD_REQUIRE_CHROMIUM=1 but {missing}")
+    if missing:
+        pytest.skip(f"browser tests skipped: {missing}")
+
 
 ADMIN, ADMIN_PASSWORD = "admin", "admin-password-1"
 VIEWER, VIEWER_PASSWORD = "viewer", "viewer-password-1"

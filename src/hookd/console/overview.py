@@ -21,7 +21,7 @@ router = APIRouter(include_in_schema=False)
 # Hours shown → minutes per point of the charts.
 RANGES = {1: 1, 6: 3, 24: 12}
 DEFAULT_HOURS = 6
-# Each state of the queue is counted up to this (a count of it reads "at least").
+# The queue is counted up to this many deliveries (in the order they come due).
 QUEUE_COUNT_CAP = 10_000
 DISABLED_WITHIN = 24 * 3600.0
 
@@ -105,7 +105,6 @@ async def overview(request: Request, hookd: Hookd) -> Response:
         total=total,
         charts=charts,
         depth=depth,
-        depth_cap=QUEUE_COUNT_CAP,
         oldest_wait=None if oldest is None else now - oldest,
         disabled=disabled,
     )

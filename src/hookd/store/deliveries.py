@@ -324,8 +324,14 @@ async def search_log(
     """
     conditions: list[Any] = []
     async with db.read() as conn:
+        # Two subqueries: SQLite reads min() or max() alone from the index, not both at once.
         low, high = (
-            await conn.execute(select(func.min(deliveries.c.id), func.max(deliveries.c.id)))
+            await conn.execute(
+                select(
+                    select(func.min(deliveries.c.id)).scalar_subquery(),
+                    select(func.max(deliveries.c.id)).scalar_subquery(),
+                )
+            )
         ).one()
         if low is None:
             return LogPage([], None, None)

@@ -180,26 +180,43 @@ async def minutes(db: Database, first: int, last: int, width: int) -> list[Minut
     return spans
 
 
-async def queue_depth(db: Database, cap: int) -> dict[DeliveryState, int]:
-    """Deliveries waiting or in flight, by state, each counted up to `cap` (a count of
-    `cap` means "at least")."""
-    depth = {}
+@dataclass(slots=True)
+class QueueDepth:
+    """Deliveries waiting or in flight, by state."""
+
+    by_state: dict[DeliveryState, int]
+    # False when there are more than were counted: `by_state` then covers the ones due first.
+    complete: bool
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_state.values())
+
+
+_QUEUED = text(f"""
+SELECT state, count(*) FROM (
+    SELECT state FROM deliveries WHERE state IN {CLAIMABLE_STATES} ORDER BY due_at LIMIT :cap
+) AS due GROUP BY state
+""")
+
+
+_MORE_QUEUED = text(
+    f"SELECT 1 FROM deliveries WHERE state IN {CLAIMABLE_STATES} ORDER BY due_at "
+    "LIMIT 1 OFFSET :cap"
+)
+
+
+async def queue_depth(db: Database, cap: int) -> QueueDepth:
+    """The queue by state, reading at most `cap` deliveries of the claim's index (in the order
+    they come due): exact up to `cap`; beyond, the first `cap`."""
     async with db.read() as conn:
-        for state in CLAIMABLE:
-            # The claim's partial index answers this; its predicate is repeated word for word
-            # so that SQLite's planner sees it applies.
-            capped = (
-                select(deliveries.c.id)
-                .where(
-                    text(f"state IN {CLAIMABLE_STATES}"),
-                    deliveries.c.state == state.value,
-                )
-                .limit(cap)
-                .subquery()
-            )
-            counted = await conn.execute(select(func.count()).select_from(capped))
-            depth[state] = counted.scalar_one()
-    return depth
+        rows = (await conn.execute(_QUEUED, {"cap": cap})).all()
+        counted = {DeliveryState(state): int(count) for state, count in rows}
+        complete = (
+            sum(counted.values()) < cap
+            or (await conn.execute(_MORE_QUEUED, {"cap": cap})).first() is None
+        )
+    return QueueDepth({state: counted.get(state, 0) for state in CLAIMABLE}, complete)
 
 
 async def oldest_due(db: Database, now: float) -> float | None:

@@ -133,7 +133,7 @@ async def test_old_minutes_are_deleted_by_the_writers(
     assert [s.attempts for s in await stats.minutes(db, old, old, 1)] == [0]
 
 
-async def test_queue_depth_by_state_is_capped(db: Database) -> None:
+async def test_queue_depth_by_state_reads_at_most_the_cap(db: Database) -> None:
     await queued(db, 12)
     async with db.transaction() as conn:
         await conn.execute(
@@ -146,12 +146,19 @@ async def test_queue_depth_by_state_is_capped(db: Database) -> None:
             .where(deliveries.c.id == 4)
             .values(state=DeliveryState.SUCCEEDED.value)
         )
-    depth = await stats.queue_depth(db, cap=5)
-    assert depth == {
-        DeliveryState.PENDING: 5,  # 8, counted up to the cap
+    exact = await stats.queue_depth(db, cap=20)
+    assert exact.complete and exact.total == 11
+    assert exact.by_state == {
+        DeliveryState.PENDING: 8,
         DeliveryState.RETRYING: 3,
         DeliveryState.DELIVERING: 0,
     }
+    assert (await stats.queue_depth(db, cap=11)).complete  # exactly the cap
+    # Past the cap: the ones due first are counted (the retrying ones came due earlier).
+    capped = await stats.queue_depth(db, cap=5)
+    assert not capped.complete and capped.total == 5
+    assert capped.by_state[DeliveryState.RETRYING] == 3
+    assert capped.by_state[DeliveryState.PENDING] == 2
     assert await stats.oldest_due(db, NOW) == NOW - 300
     assert await stats.oldest_due(db, NOW - 1000) is None
 

@@ -24,6 +24,7 @@ from hookd.http import auth, health
 from hookd.http.dialect import Dialect
 from hookd.http.errors import ErrorShapes, install_error_handlers
 from hookd.http.services import Services
+from hookd.store import stats
 from hookd.store.database import Database
 from hookd.store.migrate import schema_problem
 
@@ -66,6 +67,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
                 worker.stop()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(worker_task, timeout=35)
+            await stats.write(db)  # the overview's last second of counts
             await sender.close()
             await db.close()
 

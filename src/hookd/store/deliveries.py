@@ -232,7 +232,7 @@ async def record_synchronous(db: Database, called: Sequence[CalledEvent], now: f
                 for attempt in delivery.attempts
             ],
         )
-        await stats.count_calls(conn, (delivery for _, _, delivery in sent), now)
+        stats.count_calls(db, (delivery for _, _, delivery in sent), now)
 
 
 # --- the console's delivery log ---------------------------------------------------------------

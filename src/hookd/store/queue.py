@@ -193,7 +193,7 @@ async def record_outcomes(
     failing -= succeeded
     async with db.transaction(durable=False) as conn:
         await _finish(db, conn, outcomes, now)
-        await stats.count_outcomes(conn, outcomes, now)
+        stats.count_outcomes(db, outcomes, now)
         if succeeded:
             await conn.execute(
                 update(webhooks)

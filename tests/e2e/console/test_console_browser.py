@@ -446,6 +446,40 @@ UNLABELLED = """
 """
 
 
+# WCAG contrast of every piece of visible text against the background it is drawn on: 4.5:1,
+# or 3:1 for large text (24 px, or 18.66 px bold).
+LOW_CONTRAST = """
+(() => {
+  const rgb = c => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = el => {
+    for (; el; el = el.parentElement) {
+      const c = rgb(getComputedStyle(el).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0.9)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const found = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const el = node.parentElement;
+    if (!node.textContent.trim() || !el.getClientRects().length) continue;
+    const style = getComputedStyle(el);
+    if (style.visibility === 'hidden' || el.closest('[aria-hidden=true] svg')) continue;
+    const [l1, l2] = [lum(rgb(style.color).slice(0, 3)), lum(background(el))];
+    const ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+    const size = parseFloat(style.fontSize), bold = Number(style.fontWeight) >= 700;
+    const needed = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    if (ratio < needed) found.push(`${node.textContent.trim().slice(0, 30)}: ${ratio.toFixed(2)}`);
+  }
+  return found;
+})()
+"""
+
+
 def screenshots_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     chosen = os.environ.get("HOOKD_CONSOLE_SCREENSHOTS")
     folder = Path(chosen) if chosen else tmp_path_factory.getbasetemp() / "console-screenshots"
@@ -525,6 +559,9 @@ def test_every_page_at_both_widths_stays_on_hookd(
                 problems.append(f"{name}: controls without a label: {unlabelled}")
             if page.locator("h1").count() != 1:
                 problems.append(f"{name}: {page.locator('h1').count()} h1 headings")
+            low = page.evaluate(LOW_CONTRAST)
+            if low:
+                problems.append(f"{name}: text below WCAG AA contrast: {low}")
             wide = page.evaluate("document.documentElement.scrollWidth")
             if wide > width:
                 problems.append(f"{name} is {wide} px wide at {width} px")
@@ -548,6 +585,24 @@ def test_every_page_at_both_widths_stays_on_hookd(
     assert problems == []
     assert len(visit.requests) > 2 * len(pages)
     print(f"screenshots: {folder}")
+
+
+def test_the_console_works_without_javascript(browser: Any, hookd: Hookd) -> None:
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        log_in(page, hookd.base, ADMIN, ADMIN_PASSWORD)
+        page.goto(f"{hookd.base}/deliveries")
+        expect()(page.get_by_role("heading", level=1)).to_have_text("Deliveries")
+        expect()(page.get_by_label("Show new deliveries as they happen")).to_be_hidden()
+        page.get_by_label("State").select_option("succeeded")
+        page.get_by_role("button", name="Search").click()
+        assert "state=succeeded" in page.url
+        page.goto(f"{hookd.base}/webhooks/new/device")
+        page.get_by_role("button", name="Create webhook").click()
+        expect()(page.get_by_role("alert")).to_contain_text("hookd did not create the webhook")
+    finally:
+        context.close()
 
 
 def test_a_request_to_another_origin_would_be_seen(visit: Visit, hookd: Hookd) -> None:

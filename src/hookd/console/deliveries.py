@@ -14,9 +14,9 @@ from starlette.responses import Response
 
 from hookd.console import changes
 from hookd.console.changes import Shown
-from hookd.console.render import fragment, page
+from hookd.console.forms import moment_value, parse_moment
+from hookd.console.render import page
 from hookd.console.session import AdminViewer, AnyViewer, Hookd, Viewer, posted, see_other
-from hookd.console.webhooks import moment_value, parse_moment
 from hookd.delivery.sender import Attempt, request_headers
 from hookd.dialects.device.event_types import EVENT_TYPES
 from hookd.dialects.repository import store as repository_store
@@ -134,7 +134,7 @@ async def newest_rows(request: Request, looking: AnyViewer, hookd: Hookd) -> Res
     if search.errors:
         raise ApiError(400, "Wrong filters")
     log = await delivery_log.search_log(hookd.db, search.where, limit=PAGE_SIZE)
-    return fragment(
+    return page(
         request,
         "delivery_rows.html",
         viewer=looking,
@@ -180,21 +180,14 @@ def sent_headers(
     return shown
 
 
-def _pretty(body: bytes) -> str:
+def pretty(body: bytes | str | None) -> str | None:
+    """A body as shown: indented when it is JSON."""
+    if body is None:
+        return None
     try:
         return orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2).decode()
     except orjson.JSONDecodeError:
-        return body.decode("utf-8", "replace")
-
-
-def pretty_text(text: str | None) -> str | None:
-    """A receiver's answer, indented when it is JSON."""
-    if text is None:
-        return None
-    try:
-        return orjson.dumps(orjson.loads(text), option=orjson.OPT_INDENT_2).decode()
-    except orjson.JSONDecodeError:
-        return text
+        return body.decode("utf-8", "replace") if isinstance(body, bytes) else body
 
 
 @router.get("/deliveries/{delivery_id}")
@@ -211,7 +204,7 @@ async def show_delivery(
         {
             "record": attempt,
             "headers": sent_headers(webhook, delivery, attempt, looking),
-            "answer": pretty_text(attempt.response_body),
+            "answer": pretty(attempt.response_body),
         }
         for attempt in reversed(delivery.attempt_log)
     ]
@@ -221,7 +214,7 @@ async def show_delivery(
         viewer=looking,
         delivery=delivery,
         webhook=webhook,
-        event_body=_pretty(detail.event_body),
+        event_body=pretty(detail.event_body),
         attempts=attempts,
         notice=request.query_params.get("notice"),
     )

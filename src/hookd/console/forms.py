@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from hookd.console.session import Form
@@ -215,3 +216,19 @@ def body_of(form: Form, controls: tuple[Control, ...]) -> dict[str, Any]:
         else:
             body[control.name] = value
     return body
+
+
+def parse_moment(text: str) -> float | None:
+    """A `datetime-local` value (read as UTC) or an ISO 8601 time; None when empty."""
+    text = text.strip()
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def moment_value(timestamp: float) -> str:
+    """A time as a `datetime-local` control shows it (UTC)."""
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M")

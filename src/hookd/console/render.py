@@ -184,8 +184,3 @@ ENV.globals.update(
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     html = ENV.get_template(template).render(request=request, **context)
     return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
-
-
-def fragment(request: Request, template: str, **context: Any) -> HTMLResponse:
-    """A piece of a page, for the few lines of script that refresh one."""
-    return page(request, template, **context)

@@ -4,7 +4,6 @@ create and edit them, and the actions on them (enable, disable, test, recover, d
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,6 +15,8 @@ from hookd.console.forms import (
     DEVICE_CONTROLS,
     Control,
     Filled,
+    moment_value,
+    parse_moment,
     posted_values,
     repository_controls,
     shown_values,
@@ -36,25 +37,10 @@ from hookd.store import webhooks as core_store
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
+MAX_PAGE = 100_000
 # A webhook's health is read from this many of its latest deliveries.
 HEALTH_OF_LAST = 50
 RECENT_DELIVERIES = 10
-
-
-def parse_moment(text: str) -> float | None:
-    """A `datetime-local` value (read as UTC) or an ISO 8601 time; None when empty."""
-    text = text.strip()
-    if not text:
-        return None
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
-def moment_value(timestamp: float) -> str:
-    """A time as a `datetime-local` control shows it (UTC)."""
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M")
 
 
 async def existing(hookd: Services, raw_id: str) -> Shown:
@@ -77,8 +63,9 @@ async def list_webhooks(request: Request, looking: AnyViewer, hookd: Hookd) -> R
     repository_id = params.get("repository", "").strip() or None
     event_type = params.get("type", "").strip() or None
     text = params.get("q", "").strip() or None
-    page_number = int(params["page"]) if params.get("page", "").isdigit() else 1
-    page_number = max(page_number, 1)
+    raw_page = params.get("page", "")
+    page_number = int(raw_page) if raw_page.isascii() and raw_page.isdigit() else 1
+    page_number = min(max(page_number, 1), MAX_PAGE)
 
     repositories = await repository_store.list_repositories(hookd.db)
     events = await repository_store.all_events(hookd.db)

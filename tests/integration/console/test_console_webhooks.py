@@ -214,6 +214,8 @@ async def test_one_list_for_both_dialects_with_filters(api: Api) -> None:
     assert await listed("q=FRONT") == ["door"]
     assert await listed("q=nothing-like-it") == []
     assert await listed("status=bogus&dialect=bogus&page=x") == ["door", "tamper", "doc"]
+    assert await listed("page=99999999999999999999999") == []
+    assert await listed("page=%D9%A3") == ["door", "tamper", "doc"]  # a non-ASCII digit
 
 
 async def test_send_a_test_event_and_see_the_answer(api: Api, receiver: Receiver) -> None:

@@ -21,6 +21,7 @@ from support import (
     POSTGRES_URL,
     Api,
     Receiver,
+    chromium_missing,
     free_port,
     migrated_store_url,
     running_api,
@@ -41,12 +42,20 @@ def _cheap_password_hashing() -> Iterator[None]:
     credentials._hasher = production
 
 
-def pytest_report_header() -> str:
+def pytest_report_header() -> list[str]:
+    lines = []
     if POSTGRES_URL:
-        return f"hookd: PostgreSQL tests run against {POSTGRES_URL}"
-    return (
-        "hookd: PostgreSQL tests SKIPPED (set HOOKD_TEST_DATABASE_URL=postgresql://... to run them)"
+        lines.append(f"hookd: PostgreSQL tests run against {POSTGRES_URL}")
+    else:
+        lines.append(
+            "hookd: PostgreSQL tests SKIPPED (set HOOKD_TEST_DATABASE_URL=postgresql://... to run "
+            "them)"
+        )
+    missing = chromium_missing()
+    lines.append(
+        f"hookd: browser tests SKIPPED: {missing}" if missing else "hookd: browser tests run"
     )
+    return lines
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -54,6 +63,13 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(
             "hookd: the PostgreSQL half of the suite was SKIPPED: HOOKD_TEST_DATABASE_URL is "
             "not set. Only SQLite was tested.",
+            yellow=True,
+            bold=True,
+        )
+    missing = chromium_missing()
+    if missing:
+        terminalreporter.write_line(
+            f"hookd: the web console's browser tests were SKIPPED: {missing}.",
             yellow=True,
             bold=True,
         )

@@ -31,6 +31,7 @@ from hookd.store.schema import metadata
 
 POSTGRES_URL = os.environ.get("HOOKD_TEST_DATABASE_URL")
 REQUIRE_POSTGRES = os.environ.get("HOOKD_REQUIRE_POSTGRES") == "1"
+REQUIRE_CHROMIUM = os.environ.get("HOOKD_REQUIRE_CHROMIUM") == "1"
 ADMIN_PASSWORD = "admin-password-1"
 USER_PASSWORD = "user-password-1"
 
@@ -372,3 +373,116 @@ def assert_field_error(response: httpx.Response, field: str, says: str | None = 
 def assert_error(response: httpx.Response, status: int, message: str) -> None:
     assert response.status_code == status, response.text
     assert response.json() == {"error": message}
+
+
+# --- a browser (the web console's tests) ------------------------------------------------------
+
+# Debian's Chromium, driven by Playwright; Playwright never downloads a browser of its own.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_missing() -> str | None:
+    """Why the browser tests cannot run here, or None when they can."""
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is not installed (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (make test installs it)"
+    return None
+
+
+@dataclass
+class ServedHookd:
+    """`hookd serve` running as a subprocess on 127.0.0.1."""
+
+    base: str
+    process: subprocess.Popen[bytes]
+    cwd: Path
+
+
+def start_serve(cwd: Path, **settings: str) -> ServedHookd:
+    """Start `hookd serve` on a free port in `cwd` and wait until /healthz answers."""
+    port = free_port()
+    log = (cwd / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [HOOKD, "serve", "--port", str(port)],
+        cwd=cwd,
+        env=environment(**settings),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"hookd serve exited: {(cwd / 'serve.log').read_text()}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return ServedHookd(base, process, cwd)
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError("hookd serve did not answer within 30 s")
+        time.sleep(0.1)
+
+
+def stop_serve(served: ServedHookd) -> None:
+    if served.process.poll() is None:
+        served.process.terminate()
+        try:
+            served.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            served.process.kill()
+            served.process.wait(timeout=10)
+
+
+# --- the web console over HTTP ------------------------------------------------------------------
+
+
+def form_token(html: str) -> str:
+    """The token a console page's forms carry."""
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "the page has no form token"
+    return found.group(1)
+
+
+async def console_login(
+    client: httpx.AsyncClient, username: str, password: str, next_page: str = "/"
+) -> httpx.Response:
+    """Log in through the console's form (with the nonce its page sets); the client keeps the
+    session cookie."""
+    page = await client.get("/login")
+    nonce = re.search(r'name="nonce" value="([^"]+)"', page.text)
+    assert nonce, page.text
+    return await client.post(
+        "/login",
+        data={
+            "nonce": nonce.group(1),
+            "next": next_page,
+            "username": username,
+            "password": password,
+        },
+    )
+
+
+@asynccontextmanager
+async def console_client(
+    api: Api, username: str, password: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A second client of the same app (its own cookies), logged in to the console."""
+    transport = api.client._transport
+    async with httpx.AsyncClient(transport=transport, base_url="http://hookd.test") as client:
+        answer = await console_login(client, username, password)
+        assert answer.status_code == 303, answer.text
+        yield client

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from hookd import __version__
 from hookd.config import Settings
+from hookd.console.routes import CONSOLE
 from hookd.delivery.chain import CallLog
 from hookd.delivery.sender import Sender
 from hookd.delivery.ssrf import TargetGuard
@@ -21,6 +22,7 @@ from hookd.http import auth, docs, health, openapi
 from hookd.http.dialect import Dialect
 from hookd.http.errors import ErrorShapes, install_error_handlers
 from hookd.http.services import Services
+from hookd.store import stats
 from hookd.store.database import Database
 from hookd.store.migrate import schema_problem
 
@@ -63,6 +65,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
                 worker.stop()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(worker_task, timeout=35)
+            await stats.write(db)  # the overview's last second of counts
             await sender.close()
             await db.close()
 
@@ -76,6 +79,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
     )
     shapes = ErrorShapes(
         [(d.path_prefix, d.error_shape) for d in DIALECTS if d.error_shape is not None]
+        + [(prefix, CONSOLE.error_shape) for prefix in CONSOLE.path_prefixes]
     )
     install_error_handlers(app, shapes)
     app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
@@ -84,4 +88,5 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
     app.include_router(auth.router)
     for dialect in DIALECTS:
         app.include_router(dialect.router)
+    app.include_router(CONSOLE.router)
     return app

@@ -206,6 +206,7 @@ def _has_uvloop() -> bool:
 def worker() -> None:
     """Run a delivery worker alone (any number may share one PostgreSQL database)."""
     from hookd.delivery.worker import Worker
+    from hookd.store import stats
     from hookd.store.database import Database
 
     settings = _settings()
@@ -222,6 +223,7 @@ def worker() -> None:
         try:
             await delivery_worker.run()
         finally:
+            await stats.write(db)  # the overview's last second of counts
             await db.close()
 
     _use_uvloop()

@@ -5,7 +5,9 @@
     delivery    imports domain, store and config
     http        imports the core, never a dialect
     dialects/X  imports the core and http, never another dialect
-Only app.py (which mounts the dialects) and the command line name a dialect.
+    console     imports the core, http and the dialects; only app.py imports it
+Only app.py (which mounts the dialects and the console), the console and the command line name a
+dialect.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ ALLOWED: dict[str, set[str]] = {
     "http": {"domain", "store", "delivery", "config", "publishing"},
 }
 CORE = ("config", "domain", "store", "delivery", "publishing", "http")
+# What sits above the console and may not be imported by it.
+ABOVE_CONSOLE = ("app", "cli", "startup", "listen")
 
 
 def modules() -> Iterator[tuple[str, Path]]:
@@ -75,6 +79,10 @@ def broken_rules() -> list[str]:
                 found.append(f"{where} (a dialect imports another)")
             elif here in CORE and there.startswith("dialects"):
                 found.append(f"{where} (the core names a dialect)")
+            elif there == "console" and here != "app":
+                found.append(f"{where} (only app.py mounts the console)")
+            elif here == "console" and there in ABOVE_CONSOLE:
+                found.append(f"{where} (the console imports what mounts it)")
     return found
 
 
@@ -89,11 +97,14 @@ def test_the_rules_see_a_broken_import(tmp_path: Path, monkeypatch: pytest.Monke
         "store": "from hookd.dialects.device import fields\n",
         "dialects/one": "from hookd.dialects.two import routes\n",
         "delivery": "import hookd.http.errors\n",
+        "http": "from hookd.console import routes\n",
+        "dialects/three": "from hookd.console.render import page\n",
+        "console": "from hookd.app import create_app\n",
     }.items():
         (tmp_path / package).mkdir(parents=True)
         (tmp_path / package / "x.py").write_text(body)
     monkeypatch.setattr(__import__(__name__, fromlist=["SOURCE"]), "SOURCE", tmp_path)
-    assert len(broken_rules()) == 4
+    assert len(broken_rules()) == 7
 
 
 STATE_NAMES = {state.value for state in (*DeliveryState, *WebhookStatus)}

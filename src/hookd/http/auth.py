@@ -28,16 +28,24 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-async def current_user(request: Request, hookd: Services = Depends(services)) -> User:
-    digest, now = token_digest(_bearer(request)), time.time()
+async def user_for_token(hookd: Services, token: str) -> User | None:
+    """The user a live token (a bearer token or a console session) belongs to."""
+    digest, now = token_digest(token), time.time()
     user = hookd.tokens.get(digest, now)
     if user is not None:
         return user
     found = await accounts.find_token(hookd.db, digest, now)
     if found is None:
-        raise login_required()
+        return None
     user, expires_at = found
     hookd.tokens.put(digest, user, expires_at, now)
+    return user
+
+
+async def current_user(request: Request, hookd: Services = Depends(services)) -> User:
+    user = await user_for_token(hookd, _bearer(request))
+    if user is None:
+        raise login_required()
     return user
 
 
@@ -80,16 +88,33 @@ class LoginAnswer(BaseModel):
 )
 async def login(request: Request, hookd: Hookd) -> Json:
     body = await read_json_object(request)
-    username, password = body.get("username"), body.get("password")
-    if not isinstance(username, str) or not isinstance(password, str) or "\x00" in username:
+    user = await authenticate(hookd, body.get("username"), body.get("password"))
+    if user is None:
         raise login_required()
+    return Json({"token": await issue_token(hookd, user), "account_type": user.role})
+
+
+async def authenticate(hookd: Services, username: object, password: object) -> User | None:
+    """The user these credentials name, or None: every login (API or console) checks here."""
+    if not isinstance(username, str) or not isinstance(password, str) or "\x00" in username:
+        return None
     found = await accounts.find_login(hookd.db, username)
     if found is None or not verify_password(found[1], password):
-        raise login_required()
-    user = found[0]
+        return None
+    return found[0]
+
+
+async def issue_token(hookd: Services, user: User) -> str:
+    """A new token for `user`, valid for HOOKD_TOKEN_TTL."""
     token, digest = new_token()
     await accounts.store_token(hookd.db, user.id, digest, time.time() + hookd.settings.token_ttl)
-    return Json({"token": token, "account_type": user.role})
+    return token
+
+
+async def revoke(hookd: Services, token: str) -> None:
+    digest = token_digest(token)
+    hookd.tokens.forget(digest)
+    await accounts.revoke_token(hookd.db, digest)
 
 
 @router.post(
@@ -100,7 +125,5 @@ async def login(request: Request, hookd: Hookd) -> Json:
     openapi_extra=operation(),
 )
 async def logout(request: Request, user: AnyUser, hookd: Hookd) -> Response:
-    digest = token_digest(_bearer(request))
-    hookd.tokens.forget(digest)
-    await accounts.revoke_token(hookd.db, digest)
+    await revoke(hookd, _bearer(request))
     return Response(status_code=204)

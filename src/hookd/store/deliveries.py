@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookd.domain.states import WAITING, DeliveryState
+from hookd.store import stats
 from hookd.store.database import Database
 from hookd.store.schema import attempts, deliveries, events
 
@@ -230,3 +232,210 @@ async def record_synchronous(db: Database, called: Sequence[CalledEvent], now: f
                 for attempt in delivery.attempts
             ],
         )
+        stats.count_calls(db, (delivery for _, _, delivery in sent), now)
+
+
+# --- the console's delivery log ---------------------------------------------------------------
+
+# A page of the log reads at most this many deliveries (by id) below its cursor: however rare
+# what a filter looks for, a page costs the same; past the window the reader asks for more.
+SEARCH_WINDOW = 100_000
+# Deliveries are numbered in the order they are written, and mostly in the order they were
+# created; a time range is looked up as a range of ids widened by this much (seconds).
+TIME_SLACK = 5.0
+
+
+@dataclass(slots=True, frozen=True)
+class LogFilter:
+    webhook_id: int | None = None
+    state: DeliveryState | None = None
+    event_type: str | None = None  # the event's type as stored (a dialect's topic)
+    event_id: str | None = None
+    created_from: float | None = None
+    created_until: float | None = None
+
+
+@dataclass(slots=True)
+class LogPage:
+    """A page of the log, newest first."""
+
+    items: list[Delivery]
+    # Cursors: `before` for the next (older) page, `after` for the previous (newer) one.
+    older: int | None
+    newer: int | None
+    # Set when the window ran out before the page filled: deliveries from this id down are
+    # not searched yet (the next page goes on from here).
+    searched_down_to: int | None = None
+
+
+async def _first_id_from(conn: AsyncConnection, created_at: float, low: int, high: int) -> int:
+    """The first id in [low, high] of a delivery created at or after `created_at`, found by
+    bisection (one indexed lookup a step); `high + 1` when there is none."""
+    answer = high + 1
+    while low <= high:
+        middle = (low + high) // 2
+        row = (
+            await conn.execute(
+                select(deliveries.c.id, deliveries.c.created_at)
+                .where(deliveries.c.id >= middle, deliveries.c.id <= high)
+                .order_by(deliveries.c.id)
+                .limit(1)
+            )
+        ).first()
+        if row is None:
+            high = middle - 1
+        elif row.created_at >= created_at:
+            answer, high = row.id, middle - 1
+        else:
+            low = row.id + 1
+    return answer
+
+
+async def _window_edge(
+    conn: AsyncConnection, where: LogFilter, edge: int, *, downwards: bool
+) -> int | None:
+    """The id SEARCH_WINDOW deliveries from `edge` (down or up) among the webhook's own, or
+    among all; None when fewer are left."""
+    query = select(deliveries.c.id)
+    if where.webhook_id is not None:
+        query = query.where(deliveries.c.webhook_id == where.webhook_id)
+    if downwards:
+        query = query.where(deliveries.c.id <= edge).order_by(deliveries.c.id.desc())
+    else:
+        query = query.where(deliveries.c.id >= edge).order_by(deliveries.c.id)
+    found = (await conn.execute(query.limit(1).offset(SEARCH_WINDOW - 1))).scalar_one_or_none()
+    return None if found is None else int(found)
+
+
+async def search_log(
+    db: Database,
+    where: LogFilter,
+    *,
+    limit: int,
+    before: int | None = None,
+    after: int | None = None,
+) -> LogPage:
+    """A page of the delivery log, newest first: the `limit` newest matches below `before`,
+    or (for paging back towards the newest) the `limit` oldest above `after`.
+
+    A page reads deliveries through the log's indexes (all of them, a webhook's, an event's,
+    those of a time range found by bisection); a filter on state or event type is checked on
+    the rows, at most SEARCH_WINDOW of them a page.
+    """
+    conditions: list[Any] = []
+    async with db.read() as conn:
+        # Two subqueries: SQLite reads min() or max() alone from the index, not both at once.
+        low, high = (
+            await conn.execute(
+                select(
+                    select(func.min(deliveries.c.id)).scalar_subquery(),
+                    select(func.max(deliveries.c.id)).scalar_subquery(),
+                )
+            )
+        ).one()
+        if low is None:
+            return LogPage([], None, None)
+        if where.created_from is not None:
+            low = await _first_id_from(conn, where.created_from - TIME_SLACK, low, high)
+            conditions.append(deliveries.c.created_at >= where.created_from)
+        if where.created_until is not None:
+            high = await _first_id_from(conn, where.created_until + TIME_SLACK, low, high) - 1
+            conditions.append(deliveries.c.created_at < where.created_until)
+        if where.webhook_id is not None:
+            conditions.append(deliveries.c.webhook_id == where.webhook_id)
+        if where.state is not None:
+            conditions.append(deliveries.c.state == where.state.value)
+        if where.event_type is not None:
+            conditions.append(events.c.type == where.event_type)
+        if where.event_id is not None:
+            seqs = select(events.c.seq).where(events.c.id == where.event_id).scalar_subquery()
+            conditions.append(deliveries.c.event_seq.in_(seqs))
+        windowed = where.event_id is None and (
+            where.state is not None or where.event_type is not None
+        )
+        if after is not None:
+            first = max(after + 1, low)
+            edge = await _window_edge(conn, where, first, downwards=False) if windowed else None
+            last = high if edge is None else min(high, edge)
+            order = deliveries.c.id.asc()
+        else:
+            last = high if before is None else min(high, before - 1)
+            edge = await _window_edge(conn, where, last, downwards=True) if windowed else None
+            first = low if edge is None else max(low, edge)
+            order = deliveries.c.id.desc()
+        rows = (
+            await conn.execute(
+                select(*_COLUMNS)
+                .join(events, events.c.seq == deliveries.c.event_seq)
+                .where(*conditions, deliveries.c.id >= first, deliveries.c.id <= last)
+                .order_by(order)
+                .limit(limit + 1)
+            )
+        ).all()
+    found = [_delivery(row) for row in rows[:limit]]
+    full = len(rows) > limit
+    if after is not None:
+        found.reverse()
+        newer = found[0].id if full else (last if last < high else None)
+        return LogPage(found, found[-1].id if found else first, newer)
+    newer = None if before is None or not found else found[0].id
+    if full:
+        return LogPage(found, found[-1].id, newer)
+    if first > low:  # the window ended before the page filled
+        return LogPage(found, first, newer, searched_down_to=first)
+    return LogPage(found, None, newer)
+
+
+@dataclass(slots=True)
+class DeliveryDetail:
+    delivery: Delivery
+    event_body: bytes
+    event_created_at: float
+
+
+async def delivery_detail(db: Database, delivery_id: int) -> DeliveryDetail | None:
+    """One delivery with its attempts and its event's body."""
+    async with db.read() as conn:
+        row = (
+            await conn.execute(
+                select(*_COLUMNS, events.c.body, events.c.created_at.label("event_created_at"))
+                .join(events, events.c.seq == deliveries.c.event_seq)
+                .where(deliveries.c.id == delivery_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        delivery = _delivery(row)
+        attempt_rows = await conn.execute(
+            select(attempts)
+            .where(attempts.c.delivery_id == delivery_id)
+            .order_by(attempts.c.number, attempts.c.id)
+        )
+        delivery.attempt_log = [
+            AttemptRecord(
+                a.number, a.started_at, a.duration_ms, a.status_code, a.response_body, a.error
+            )
+            for a in attempt_rows
+        ]
+    return DeliveryDetail(delivery, bytes(row.body), row.event_created_at)
+
+
+async def recover(db: Database, webhook_id: int, since: float, now: float) -> int:
+    """Send again every `failed` delivery of a webhook created since `since`: each is due now
+    (one more attempt, like a retry by hand). Returns how many were queued."""
+    async with db.transaction() as conn:
+        result = await conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.webhook_id == webhook_id,
+                deliveries.c.state == DeliveryState.FAILED.value,
+                deliveries.c.created_at >= since,
+            )
+            .values(state=DeliveryState.PENDING.value, due_at=now, updated_at=now)
+        )
+        queued = int(result.rowcount or 0)
+        if queued:
+            await db.notify_workers(conn)
+    if queued:
+        db.wake()
+    return queued

@@ -14,6 +14,7 @@ from sqlalchemy import case, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookd.domain.states import DeliveryState, WebhookStatus
+from hookd.store import stats
 from hookd.store.database import Database
 from hookd.store.schema import CLAIMABLE_STATES, deliveries, webhooks
 
@@ -192,6 +193,7 @@ async def record_outcomes(
     failing -= succeeded
     async with db.transaction(durable=False) as conn:
         await _finish(db, conn, outcomes, now)
+        stats.count_outcomes(db, outcomes, now)
         if succeeded:
             await conn.execute(
                 update(webhooks)

@@ -141,6 +141,8 @@ events = Table(
     Column("body", LargeBinary, nullable=False),
     Column("deliveries", Integer, nullable=False),
     Column("created_at", Float, nullable=False),
+    # Finding an event by its id (the console's search) without a scan.
+    Index(None, "id"),
 )
 
 # Deliveries and attempts carry no foreign keys: their checks doubled the cost of writing a
@@ -181,4 +183,23 @@ attempts = Table(
     Column("response_body", Text),
     Column("error", Text),
     Index(None, "delivery_id"),
+)
+
+# Upper bounds (ms) of the attempt-latency histogram's buckets; one more bucket holds the rest.
+LATENCY_BOUNDS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000)
+LATENCY_COLUMNS = (*(f"ms_{bound}" for bound in LATENCY_BOUNDS_MS), "ms_more")
+
+# Attempts counted per minute as their outcomes are recorded: what the console's overview
+# charts, read without touching the delivery log. Writers add to one of a few shards of each
+# minute, so that concurrent workers do not queue on one row.
+delivery_stats = Table(
+    "delivery_stats",
+    metadata,
+    Column("minute", BigInteger, primary_key=True),  # Unix time // 60
+    Column("shard", Integer, primary_key=True),
+    Column("attempts", BigInteger, nullable=False),
+    Column("answered_2xx", BigInteger, nullable=False),
+    Column("exhausted", BigInteger, nullable=False),  # deliveries that ended `failed`
+    # How many attempts took at most each bound (and more than the one before).
+    *(Column(name, BigInteger, nullable=False) for name in LATENCY_COLUMNS),
 )

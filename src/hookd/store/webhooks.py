@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import orjson
@@ -201,3 +201,81 @@ async def check_sealed_secrets(db: Database) -> None:
     if row is not None:
         db.secrets.open(row.secret)
         db.secrets.open(row.bearer_token)
+
+
+async def search_webhooks(
+    db: Database,
+    *,
+    dialect: str | None = None,
+    status: WebhookStatus | None = None,
+    topics: Collection[str] | None = None,
+    text: str | None = None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Webhook], int]:
+    """Webhooks of every dialect in creation order: those of `dialect`, in `status`, subscribed
+    to any of `topics`, whose URL, description or public id holds `text` (any case); and how
+    many match in all."""
+    where: list[Any] = []
+    if dialect is not None:
+        where.append(webhooks.c.dialect == dialect)
+    if status is not None:
+        where.append(webhooks.c.status == status.value)
+    if topics is not None:
+        where.append(
+            webhooks.c.id.in_(
+                select(webhook_topics.c.webhook_id).where(webhook_topics.c.topic.in_(topics))
+            )
+        )
+    if text:
+        where.append(
+            webhooks.c.url.icontains(text, autoescape=True)
+            | webhooks.c.description.icontains(text, autoescape=True)
+            | (webhooks.c.public_id == text.lower())
+        )
+    async with db.read() as conn:
+        total = (
+            await conn.execute(select(func.count()).select_from(webhooks).where(*where))
+        ).scalar_one()
+        rows = (
+            await conn.execute(
+                select(webhooks).where(*where).order_by(webhooks.c.id).limit(limit).offset(offset)
+            )
+        ).all()
+        return await with_topics(db, conn, rows), total
+
+
+async def get_any_webhook(db: Database, webhook_id: int) -> Webhook | None:
+    """The webhook with this id, whichever dialect created it."""
+    async with db.read() as conn:
+        rows = (await conn.execute(select(webhooks).where(webhooks.c.id == webhook_id))).all()
+        found = await with_topics(db, conn, rows)
+    return found[0] if found else None
+
+
+async def webhooks_by_id(db: Database, webhook_ids: Collection[int]) -> dict[int, Webhook]:
+    if not webhook_ids:
+        return {}
+    async with db.read() as conn:
+        rows = (
+            await conn.execute(select(webhooks).where(webhooks.c.id.in_(list(webhook_ids))))
+        ).all()
+        return {webhook.id: webhook for webhook in await with_topics(db, conn, rows)}
+
+
+async def disabled_since(db: Database, since: float) -> list[Webhook]:
+    """Webhooks hookd disabled itself (they carry the reason) and not changed since `since`."""
+    async with db.read() as conn:
+        rows = (
+            await conn.execute(
+                select(webhooks)
+                .where(
+                    webhooks.c.status == WebhookStatus.DISABLED.value,
+                    webhooks.c.disabled_reason.is_not(None),
+                    webhooks.c.updated_at >= int(since),
+                )
+                .order_by(webhooks.c.updated_at.desc())
+                .limit(100)
+            )
+        ).all()
+        return await with_topics(db, conn, rows)

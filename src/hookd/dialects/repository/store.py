@@ -9,6 +9,7 @@ one, on HOOKD_RELATIVE_BASE_URL), so changing either rewrites those URLs here.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -406,3 +407,46 @@ async def count_event_webhooks(db: Database, repository_id: str, event_id: str) 
                 .where(webhook_topics.c.topic == topic(repository_id, event_id))
             )
         ).scalar_one()
+
+
+# --- for the console ------------------------------------------------------------------------
+
+
+async def list_repositories(db: Database) -> list[tuple[Repository, int]]:
+    """Every repository, by id, with how many webhooks it has."""
+    counts = (
+        select(repository_webhooks.c.repository_id, func.count().label("webhooks"))
+        .group_by(repository_webhooks.c.repository_id)
+        .subquery()
+    )
+    async with db.read() as conn:
+        rows = await conn.execute(
+            select(repositories, func.coalesce(counts.c.webhooks, 0).label("webhooks"))
+            .outerjoin(counts, counts.c.repository_id == repositories.c.id)
+            .order_by(repositories.c.id)
+        )
+        return [(_repository(row), int(row.webhooks)) for row in rows]
+
+
+async def all_events(db: Database) -> list[EventDefinition]:
+    """Every repository's event definitions, by repository and id."""
+    async with db.read() as conn:
+        rows = await conn.execute(
+            select(repository_events).order_by(
+                repository_events.c.repository_id, repository_events.c.id
+            )
+        )
+        return [_event(row) for row in rows]
+
+
+async def bindings(db: Database, webhook_ids: Sequence[int]) -> dict[int, Binding]:
+    """What this dialect keeps beside each of these webhooks (those it has)."""
+    if not webhook_ids:
+        return {}
+    async with db.read() as conn:
+        rows = await conn.execute(
+            select(repository_webhooks.c.webhook_id, *_BINDING_COLUMNS).where(
+                repository_webhooks.c.webhook_id.in_(list(webhook_ids))
+            )
+        )
+        return {row.webhook_id: _binding(cast("Row[Any]", row)) for row in rows}

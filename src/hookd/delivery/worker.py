@@ -28,7 +28,16 @@ from hookd.delivery.sender import Attempt, Sender
 from hookd.delivery.ssrf import TargetGuard
 from hookd.domain.states import DeliveryState
 from hookd.store.database import NOTIFY_CHANNEL, Database, libpq_dsn
-from hookd.store.queue import Claimed, Outcome, claim_due, record_outcomes, release
+from hookd.store.queue import (
+    Claimed,
+    Outcome,
+    Recorded,
+    Sharing,
+    claim,
+    record_outcomes,
+    release,
+    release_abandoned,
+)
 from hookd.store.retention import prune_finished
 
 log = logging.getLogger("hookd.worker")
@@ -38,6 +47,8 @@ PRUNE_EVERY = 60.0
 RECORD_LINGER = 0.005
 # On stop, how long to keep trying to record what was sent before giving up on the store.
 SHUTDOWN_RECORD_SECONDS = 30.0
+# A receiver answering this has removed the endpoint: its webhook is disabled at once.
+GONE = 410
 
 
 class Worker:
@@ -48,6 +59,8 @@ class Worker:
         self.poll_interval = settings.poll_interval
         self.lease = settings.worker_lease
         self.disable_after = settings.disable_after
+        self.suspend_after = settings.suspend_after
+        self.per_webhook = settings.webhook_concurrency
         self.retention = settings.retention
         self.policy = RetryPolicy(settings.retry_schedule)
         self.sender = sender or Sender(
@@ -68,6 +81,11 @@ class Worker:
         self._max_unrecorded = 2 * (self.capacity + self.batch_size)
         self._next_due: float | None = None
         self._stopping = False
+        # Claimed and not yet sent, per webhook: what fair sharing counts against each webhook.
+        self._held: dict[int, int] = {}
+        # Webhooks this worker saw suspended, and when: what it claimed for them before that
+        # is given back unsent.
+        self._suspended_at: dict[int, float] = {}
 
     def wake(self) -> None:
         self._wake.set()
@@ -81,6 +99,10 @@ class Worker:
 
     async def run(self) -> None:
         self.db.on_wake(self.wake)
+        if self.db.is_sqlite:  # the only process of this store: any claim left is a crash's
+            released = await release_abandoned(self.db, time.time())
+            if released:
+                log.warning("gave back %d deliveries a stopped process had claimed", released)
         await self.sender.open()
         recorder = asyncio.create_task(self._record_loop(), name="hookd-recorder")
         listener = None if self.db.is_sqlite else asyncio.create_task(self._listen())
@@ -107,8 +129,9 @@ class Worker:
         """On stop, give back what no sender has taken yet, so that it goes out elsewhere now."""
         waiting = []
         while not self._to_send.empty():
-            waiting.append(self._to_send.get_nowait().id)
+            waiting.append(self._to_send.get_nowait())
             self._to_send.task_done()
+            self._let_go(waiting[-1])
         self._unrecorded -= len(waiting)
         try:
             await release(self.db, waiting, time.time())
@@ -133,14 +156,20 @@ class Worker:
                 continue
             self._wake.clear()
             limit = self._prefetch - waiting
+            sharing = Sharing(
+                held=self._held, slots=self.capacity + self._prefetch, per_webhook=self.per_webhook
+            )
             try:
-                claimed = await claim_due(self.db, limit, time.time(), self.lease)
+                taken = await claim(self.db, limit, time.time(), self.lease, sharing)
             except Exception:
                 log.exception("claiming deliveries failed; trying again shortly")
                 await self._sleep(self.poll_interval)
                 continue
+            claimed = taken.deliveries
+            self._due_at(taken.next_due)
             self._unrecorded += len(claimed)
             for delivery in claimed:
+                self._held[delivery.webhook_id] = self._held.get(delivery.webhook_id, 0) + 1
                 self._to_send.put_nowait(delivery)
             if len(claimed) < limit:
                 await self._sleep(self._idle_timeout())
@@ -151,6 +180,10 @@ class Worker:
             self._busy += 1
             self._room.set()  # the waiting queue shrank: the claim loop may top it up
             try:
+                if self._suspended_since_claimed(claimed):
+                    await release(self.db, [claimed], time.time())
+                    self._unrecorded -= 1
+                    continue
                 outcome = await self._deliver(claimed)
                 # Append only now: the recorder swaps in a new list while we were sending.
                 self._outcomes.append(outcome)
@@ -159,9 +192,25 @@ class Worker:
                 log.exception("delivering %s failed unexpectedly", claimed.id)
                 self._unrecorded -= 1
             finally:
+                self._let_go(claimed)
                 self._busy -= 1
                 self._to_send.task_done()
                 self._room.set()
+
+    def _let_go(self, claimed: Claimed) -> None:
+        left = self._held.get(claimed.webhook_id, 0) - 1
+        if left > 0:
+            self._held[claimed.webhook_id] = left
+        else:
+            self._held.pop(claimed.webhook_id, None)
+
+    def _suspended_since_claimed(self, claimed: Claimed) -> bool:
+        suspended_at = self._suspended_at.get(claimed.webhook_id)
+        return suspended_at is not None and claimed.lease - self.lease < suspended_at
+
+    def _due_at(self, when: float | None) -> None:
+        if when is not None and (self._next_due is None or when < self._next_due):
+            self._next_due = when
 
     def _idle_timeout(self) -> float:
         timeout = self.poll_interval
@@ -188,6 +237,7 @@ class Worker:
                 None,
                 None,
                 "not sent: the webhook is disabled or was deleted",
+                claimed.lease,
             )
         else:
             result = await self.sender.send(
@@ -200,11 +250,15 @@ class Worker:
                     secret=claimed.secret,
                     headers=claimed.headers,
                     bearer_token=claimed.bearer_token,
+                    previous_secret=claimed.previous_secret,
                 )
             )
             now = time.time()
+            gone = result.status_code == GONE
             if result.ok:
                 state, due_at = DeliveryState.SUCCEEDED, now
+            elif gone:  # the receiver says the endpoint is gone for good
+                state, due_at = DeliveryState.FAILED, now
             else:
                 state, due_at = self.policy.after_failure(
                     claimed.attempt, claimed.max_retries, now, result.retry_after
@@ -221,6 +275,8 @@ class Worker:
                 result.status_code,
                 result.body,
                 result.error,
+                claimed.lease,
+                gone,
             )
         return outcome
 
@@ -234,15 +290,21 @@ class Worker:
                 continue
             batch, self._outcomes = self._outcomes, []
             try:
-                disabled = await record_outcomes(self.db, batch, time.time(), self.disable_after)
+                recorded = await record_outcomes(
+                    self.db,
+                    batch,
+                    time.time(),
+                    self.disable_after,
+                    suspend_after=self.suspend_after,
+                    probe_delay=self.policy.delay,
+                )
             except Exception:
                 log.exception("recording %d outcomes failed; trying again", len(batch))
                 self._outcomes[:0] = batch
                 await asyncio.sleep(min(self.poll_interval, 1.0))
                 self._outcomes_ready.set()
                 continue
-            for webhook_id in disabled:
-                log.warning("webhook %s disabled: its deliveries kept failing", webhook_id)
+            self._note(recorded)
             retry_times = [o.due_at for o in batch if o.state == DeliveryState.RETRYING]
             if retry_times:
                 earliest = min(retry_times)
@@ -251,6 +313,24 @@ class Worker:
                 self._wake.set()
             self._unrecorded -= len(batch)
             self._room.set()
+
+    def _note(self, recorded: Recorded) -> None:
+        for webhook_id in recorded.disabled:
+            log.warning("webhook %s disabled: gone, or its deliveries kept failing", webhook_id)
+        now = time.time()
+        for webhook_id in recorded.suspended:
+            log.warning("webhook %s suspended: failing continuously; probing", webhook_id)
+            self._suspended_at[webhook_id] = now
+        for webhook_id in recorded.recovered:
+            log.info("webhook %s recovered: its waiting deliveries go now", webhook_id)
+            self._suspended_at.pop(webhook_id, None)
+        if recorded.recovered:
+            self._wake.set()
+        if recorded.stale:
+            log.warning(
+                "%d outcomes not recorded: their lease ran out and another worker took them",
+                recorded.stale,
+            )
 
     async def _listen(self) -> None:
         """Wake on PostgreSQL NOTIFY; reconnect if the connection drops."""

@@ -40,11 +40,32 @@ def _v1_digest(key: bytes, msg_id: str, timestamp: int, body: bytes) -> bytes:
     return mac.digest()
 
 
-def signature_headers(key: bytes, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    """The signature headers of one delivery attempt."""
-    v1 = binascii.b2a_base64(_v1_digest(key, msg_id, timestamp, body), newline=False)
+def _v1(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
+    return (
+        "v1,"
+        + binascii.b2a_base64(_v1_digest(key, msg_id, timestamp, body), newline=False).decode()
+    )
+
+
+def signature_headers(
+    key: bytes,
+    msg_id: str,
+    timestamp: int,
+    body: bytes,
+    *,
+    previous_key: bytes | None = None,
+) -> dict[str, str]:
+    """The signature headers of one delivery attempt.
+
+    During a secret rotation's grace period `previous_key` signs too: `webhook-signature` holds
+    both signatures, space-separated, the new one first, so a receiver verifies with either
+    secret. `X-Hookd-Signature-256` holds one signature only: the new secret's.
+    """
+    signature = _v1(key, msg_id, timestamp, body)
+    if previous_key is not None:
+        signature += " " + _v1(previous_key, msg_id, timestamp, body)
     return {
-        "webhook-signature": "v1," + v1.decode(),
+        "webhook-signature": signature,
         "X-Hookd-Signature-256": "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest(),
     }
 

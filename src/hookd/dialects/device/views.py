@@ -9,7 +9,8 @@ from hookd.store.deliveries import Delivery
 
 
 def webhook_entity(webhook: Webhook) -> dict[str, Any]:
-    """The specification's webhook entity, plus `uid` (and the reason when hookd disabled it)."""
+    """The specification's webhook entity, plus `uid` and the delivery controls (`rate_limit`,
+    `ordering`, and read-only `health` and `disabled_reason`)."""
     entity: dict[str, Any] = {
         "uid": webhook.id,
         "url": webhook.url,
@@ -20,11 +21,13 @@ def webhook_entity(webhook: Webhook) -> dict[str, Any]:
         "description": webhook.description,
         "event_types": list(webhook.topics),
         "max_retries": webhook.max_retries,
+        "rate_limit": webhook.rate_limit,
+        "ordering": webhook.ordering.value,
+        "health": webhook.health.value,
+        "disabled_reason": webhook.disabled_reason,
         "created_at": webhook.created_at,
         "updated_at": webhook.updated_at,
     }
-    if webhook.disabled_reason:
-        entity["disabled_reason"] = webhook.disabled_reason
     return entity
 
 

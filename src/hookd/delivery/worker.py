@@ -15,6 +15,7 @@ it knows of, or after `poll_interval` as the safety net.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -74,6 +75,9 @@ class Worker:
         self._unrecorded = 0  # claimed and not yet recorded: being sent, or waiting to be written
         self._to_send: asyncio.Queue[Claimed] = asyncio.Queue()
         self._busy = 0  # senders making an attempt now
+        self._sending: dict[int, int] = {}  # per webhook
+        # Claimed deliveries of a webhook whose share of senders is busy, in claim order.
+        self._parked: dict[int, collections.deque[Claimed]] = {}
         # Claimed deliveries wait for a sender at most one round of sends: with every sender
         # stuck on a slow receiver, a waiting delivery still goes out well inside its lease.
         self._prefetch = min(self.batch_size, self.capacity)
@@ -127,11 +131,13 @@ class Worker:
 
     async def _release_waiting(self) -> None:
         """On stop, give back what no sender has taken yet, so that it goes out elsewhere now."""
-        waiting = []
+        waiting = [claimed for parked in self._parked.values() for claimed in parked]
+        self._parked.clear()
         while not self._to_send.empty():
             waiting.append(self._to_send.get_nowait())
+        for claimed in waiting:
             self._to_send.task_done()
-            self._let_go(waiting[-1])
+            self._let_go(claimed)
         self._unrecorded -= len(waiting)
         try:
             await release(self.db, waiting, time.time())
@@ -176,26 +182,58 @@ class Worker:
 
     async def _send_loop(self) -> None:
         while True:
-            claimed = await self._to_send.get()
-            self._busy += 1
+            claimed: Claimed | None = await self._to_send.get()
             self._room.set()  # the waiting queue shrank: the claim loop may top it up
-            try:
-                if self._suspended_since_claimed(claimed):
-                    await release(self.db, [claimed], time.time())
-                    self._unrecorded -= 1
-                    continue
-                outcome = await self._deliver(claimed)
-                # Append only now: the recorder swaps in a new list while we were sending.
-                self._outcomes.append(outcome)
-                self._outcomes_ready.set()
-            except Exception:  # never lose a sender; the lease brings the delivery back
-                log.exception("delivering %s failed unexpectedly", claimed.id)
+            while claimed is not None:
+                webhook_id = claimed.webhook_id
+                if self._sending.get(webhook_id, 0) >= self._send_share():
+                    # This webhook has its share of the senders busy: the delivery waits for
+                    # one of them, which takes it next.
+                    self._parked.setdefault(webhook_id, collections.deque()).append(claimed)
+                    break
+                await self._send_one(claimed)
+                claimed = self._unpark(webhook_id)
+
+    def _send_share(self) -> int:
+        """The senders one webhook may keep busy: an even share among the webhooks this worker
+        holds deliveries of."""
+        return max(1, self.capacity // max(1, len(self._held)))
+
+    def _unpark(self, webhook_id: int) -> Claimed | None:
+        parked = self._parked.get(webhook_id)
+        if not parked or self._sending.get(webhook_id, 0) >= self._send_share():
+            return None
+        claimed = parked.popleft()
+        if not parked:
+            del self._parked[webhook_id]
+        return claimed
+
+    async def _send_one(self, claimed: Claimed) -> None:
+        webhook_id = claimed.webhook_id
+        self._busy += 1
+        self._sending[webhook_id] = self._sending.get(webhook_id, 0) + 1
+        try:
+            if self._suspended_since_claimed(claimed):
+                await release(self.db, [claimed], time.time())
                 self._unrecorded -= 1
-            finally:
-                self._let_go(claimed)
-                self._busy -= 1
-                self._to_send.task_done()
-                self._room.set()
+                return
+            outcome = await self._deliver(claimed)
+            # Append only now: the recorder swaps in a new list while we were sending.
+            self._outcomes.append(outcome)
+            self._outcomes_ready.set()
+        except Exception:  # never lose a sender; the lease brings the delivery back
+            log.exception("delivering %s failed unexpectedly", claimed.id)
+            self._unrecorded -= 1
+        finally:
+            left = self._sending[webhook_id] - 1
+            if left:
+                self._sending[webhook_id] = left
+            else:
+                del self._sending[webhook_id]
+            self._let_go(claimed)
+            self._busy -= 1
+            self._to_send.task_done()
+            self._room.set()
 
     def _let_go(self, claimed: Claimed) -> None:
         left = self._held.get(claimed.webhook_id, 0) - 1

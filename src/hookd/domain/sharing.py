@@ -156,8 +156,13 @@ def _spread(total: int, rooms: Sequence[int]) -> list[int]:
     order = sorted(range(len(rooms)), key=lambda i: rooms[i])
     for position, index in enumerate(order):
         fair = left // (len(order) - position)
-        counts[index] = min(rooms[index], fair)
-        left -= counts[index]
+        if rooms[index] > fair:  # this one and every larger one get the level
+            for other in order[position:]:
+                counts[other] = fair
+            left -= fair * (len(order) - position)
+            break
+        counts[index] = rooms[index]
+        left -= rooms[index]
     for index in range(len(rooms)):
         if left <= 0:
             break

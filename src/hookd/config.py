@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     ssrf_guard: bool = True
     # The most deliveries of one webhook a worker holds at once; below it, a worker's slots are
     # shared evenly among the webhooks that have deliveries due.
-    webhook_concurrency: int = Field(64, ge=1, le=10_000)
+    webhook_concurrency: int = Field(32, ge=1, le=10_000)
     # Failed attempts in a row after which a webhook is suspended (one probe at a time); 0: never.
     suspend_after: int = Field(5, ge=0, le=1_000_000)
     # How long deliveries are signed with the previous secret too, after a rotation.

@@ -315,6 +315,7 @@ class Worker:
                 result.error,
                 claimed.lease,
                 gone,
+                claimed.probe,
             )
         return outcome
 

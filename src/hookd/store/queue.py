@@ -144,6 +144,7 @@ class Claimed:
     lease: float = 0.0  # the claim's lease end: the fencing token its outcome is written with
     # The secret before a rotation, while its grace period lasts: deliveries are signed with both.
     previous_secret: str | None = None
+    probe: bool = False  # claimed as the one probe of a suspended webhook
 
 
 @dataclass(slots=True)
@@ -180,6 +181,7 @@ class Outcome:
     error: str | None
     lease: float  # the claim's lease end (fencing token)
     gone: bool = False  # the receiver answered 410 Gone: disable its webhook
+    probe: bool = False  # the attempt probed a suspended webhook
 
 
 @dataclass(slots=True)
@@ -242,7 +244,10 @@ async def claim(
                 )
             )
         await _write_plan(conn, plan)
-        return Claim([_claimed(db, row, now + lease, now) for row in rows], plan.next_due)
+        found = [_claimed(db, row, now + lease, now) for row in rows]
+        for claimed in found:
+            claimed.probe = claimed.webhook_id in plan.probe_at
+        return Claim(found, plan.next_due)
 
 
 def _queued(row: Any) -> Queued:
@@ -471,11 +476,12 @@ async def record_outcomes(
             if o.webhook_id not in succeeded:
                 failed[o.webhook_id] = failed.get(o.webhook_id, 0) + 1
         gone = {o.webhook_id for o in made if o.gone}
+        probes = {o.webhook_id for o in made if o.probe}
         if succeeded:
             recorded.recovered = await _succeeded(conn, sorted(succeeded), now)
         if failed:
             recorded.suspended = await _failed(
-                db, conn, failed, now, suspend_after, probe_delay or (lambda _: 60.0)
+                db, conn, failed, probes, now, suspend_after, probe_delay or (lambda _: 60.0)
             )
             recorded.disabled = await _disable(
                 conn,
@@ -528,12 +534,17 @@ async def _failed(
     db: Database,
     conn: AsyncConnection,
     failed: dict[int, int],
+    probes: set[int],
     now: float,
     suspend_after: int,
     probe_delay: Callable[[int], float],
 ) -> list[int]:
     """Count failures in a row; suspend a webhook that reached `suspend_after`, or put off the
-    next probe of one that is suspended. Returns the webhooks suspended now."""
+    next probe of one whose probe failed. Returns the webhooks suspended now.
+
+    While a webhook is suspended its count is `suspend_after` plus the probes that failed, so
+    that probes follow the retry schedule: the n-th one after `probe_delay(n)`.
+    """
     await conn.execute(
         update(webhooks)
         .where(webhooks.c.id.in_(failed), webhooks.c.failing_since.is_(None))
@@ -541,28 +552,31 @@ async def _failed(
     )
     if suspend_after <= 0:
         return []
-    counts: list[tuple[int, int, float | None]] = []
+    suspended = []
     for webhook_id, count in failed.items():
         row = (
             await conn.execute(
                 update(webhooks)
                 .where(webhooks.c.id == webhook_id)
-                .values(failures=webhooks.c.failures + count)
+                .values(
+                    failures=case(
+                        (webhooks.c.probe_at.is_(None), webhooks.c.failures + count),
+                        else_=webhooks.c.failures + (1 if webhook_id in probes else 0),
+                    )
+                )
                 .returning(webhooks.c.failures, webhooks.c.probe_at)
             )
         ).first()
-        if row is not None:
-            counts.append((webhook_id, row.failures, row.probe_at))
-    suspended = []
-    for webhook_id, failures, probe_at in counts:
-        if failures < suspend_after:
+        if row is None or row.failures < suspend_after:
             continue
-        if probe_at is None:
+        if row.probe_at is None:
             suspended.append(webhook_id)
-        next_probe = now + probe_delay(failures - suspend_after + 1)
-        await conn.execute(
-            update(webhooks).where(webhooks.c.id == webhook_id).values(probe_at=next_probe)
-        )
+            values = {"failures": suspend_after, "probe_at": now + probe_delay(1)}
+        elif webhook_id in probes:
+            values = {"probe_at": now + probe_delay(row.failures - suspend_after + 1)}
+        else:  # attempts started before the suspension: the probe's pace is not theirs
+            continue
+        await conn.execute(update(webhooks).where(webhooks.c.id == webhook_id).values(values))
     return suspended
 
 

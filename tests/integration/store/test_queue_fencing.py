@@ -140,9 +140,7 @@ async def test_a_claim_takes_a_share_from_every_webhook_with_due_deliveries(
     """A deep backlog of one webhook does not keep another's deliveries waiting."""
     fields = WebhookFields(url="http://127.0.0.1:9/backlog", topics=("log.tamper_event",))
     backlog = (await webhooks.create_webhook(db, "device", fields)).id
-    await publish(
-        db, [NewEvent(f"b{n}", "log.tamper_event", b"{}") for n in range(300)], NOW - 60
-    )
+    await publish(db, [NewEvent(f"b{n}", "log.tamper_event", b"{}") for n in range(300)], NOW - 60)
     healthy = await new_webhook(db, "healthy")
     await publish_events(db, "h1", "h2", "h3")
 

@@ -90,6 +90,7 @@ class Worker:
         # Webhooks this worker saw suspended, and when: what it claimed for them before that
         # is given back unsent.
         self._suspended_at: dict[int, float] = {}
+        self._fifo_pending: set[int] = set()  # fifo deliveries claimed, outcome not yet written
 
     def wake(self) -> None:
         self._wake.set()
@@ -176,6 +177,8 @@ class Worker:
             self._unrecorded += len(claimed)
             for delivery in claimed:
                 self._held[delivery.webhook_id] = self._held.get(delivery.webhook_id, 0) + 1
+                if delivery.fifo:
+                    self._fifo_pending.add(delivery.id)
                 self._to_send.put_nowait(delivery)
             if len(claimed) < limit:
                 await self._sleep(self._idle_timeout())
@@ -215,6 +218,7 @@ class Worker:
         try:
             if self._suspended_since_claimed(claimed):
                 await release(self.db, [claimed], time.time())
+                self._fifo_pending.discard(claimed.id)
                 self._unrecorded -= 1
                 return
             outcome = await self._deliver(claimed)
@@ -344,6 +348,10 @@ class Worker:
                 self._outcomes_ready.set()
                 continue
             self._note(recorded)
+            if any(o.delivery_id in self._fifo_pending for o in batch):
+                # Each fifo outcome lets that webhook's next delivery go: claim it now.
+                self._fifo_pending.difference_update(o.delivery_id for o in batch)
+                self._wake.set()
             retry_times = [o.due_at for o in batch if o.state == DeliveryState.RETRYING]
             if retry_times:
                 earliest = min(retry_times)

@@ -145,6 +145,7 @@ class Claimed:
     # The secret before a rotation, while its grace period lasts: deliveries are signed with both.
     previous_secret: str | None = None
     probe: bool = False  # claimed as the one probe of a suspended webhook
+    fifo: bool = False  # its webhook's next delivery waits for this one's outcome
 
 
 @dataclass(slots=True)
@@ -245,8 +246,10 @@ async def claim(
             )
         await _write_plan(conn, plan)
         found = [_claimed(db, row, now + lease, now) for row in rows]
+        fifo = {take.webhook_id for take in plan.takes if take.fifo}
         for claimed in found:
             claimed.probe = claimed.webhook_id in plan.probe_at
+            claimed.fifo = claimed.webhook_id in fifo
         return Claim(found, plan.next_due)
 
 

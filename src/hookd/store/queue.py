@@ -399,9 +399,7 @@ async def release_abandoned(db: Database, now: float) -> int:
             )
         )
         # A probe that crashed with the process may go again now.
-        await conn.execute(
-            update(webhooks).where(webhooks.c.probe_at > now).values(probe_at=now)
-        )
+        await conn.execute(update(webhooks).where(webhooks.c.probe_at > now).values(probe_at=now))
     return int(result.rowcount or 0)
 
 
@@ -428,10 +426,11 @@ _SQLITE_FINISH = (
     "retry_requested = 0, updated_at = ?, last_status_code = ?, last_error = ? "
     f"WHERE id = ? AND state = {_DELIVERING} AND due_at = ?"
 )
-# Fenced like the update, and run before it, while the row still carries the lease.
+# Fenced like the update, and run before it, while the row still carries the lease (compared
+# in Python: a lease read back is the exact float that was written).
 _SQLITE_HELD = text(f"""
-SELECT d.id FROM deliveries AS d JOIN json_each(:pairs) AS p ON d.id = p.value ->> 0
-WHERE d.state = {_DELIVERING} AND d.due_at = p.value ->> 1
+SELECT id, due_at FROM deliveries
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state = {_DELIVERING}
 """)
 
 _PG_INSERT_ATTEMPTS = text("""
@@ -488,8 +487,7 @@ async def record_outcomes(
             )
             recorded.disabled = await _disable(
                 conn,
-                webhooks.c.id.in_(failed)
-                & (webhooks.c.failing_since <= now - disable_after),
+                webhooks.c.id.in_(failed) & (webhooks.c.failing_since <= now - disable_after),
                 now,
                 f"disabled by hookd: every delivery attempt failed for {disable_after:g}s",
             )
@@ -599,8 +597,9 @@ async def _finish(
     """Write each delivery's new state, and log the attempts that were made; returns the
     deliveries whose claim was still held (the others are left as they are)."""
     if db.is_sqlite:
-        pairs = orjson.dumps([[f.delivery_id, f.lease] for f in outcomes]).decode()
-        held = set((await conn.execute(_SQLITE_HELD, {"pairs": pairs})).scalars().all())
+        leases = {f.delivery_id: f.lease for f in outcomes}
+        rows = await conn.execute(_SQLITE_HELD, {"ids": orjson.dumps(list(leases)).decode()})
+        held = {row.id for row in rows if row.due_at == leases[row.id]}
         made = [f for f in outcomes if f.attempt is not None and f.delivery_id in held]
         if made:
             await conn.exec_driver_sql(

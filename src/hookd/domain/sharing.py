@@ -45,8 +45,9 @@ class Take:
 @dataclass(slots=True)
 class ClaimPlan:
     takes: list[Take] = field(default_factory=list)
-    # Bookkeeping to write with the claim: the rate schedule advanced, the probe under way.
-    rate_next_at: dict[int, float] = field(default_factory=dict)
+    # The rate-limited webhooks taken from, with their limit and schedule before this claim.
+    rates: dict[int, tuple[int, float | None]] = field(default_factory=dict)
+    # The suspended webhooks probed, and when another probe may go if this one never ends.
     probe_at: dict[int, float] = field(default_factory=dict)
     # When something held back now may be claimed (None: nothing known).
     next_due: float | None = None
@@ -63,7 +64,7 @@ def rate_allowance(rate_limit: int, next_at: float | None, now: float) -> tuple[
     burst = rate_burst(rate_limit)
     tolerance = burst / rate_limit
     scheduled = now if next_at is None else max(next_at, now)
-    allowed = math.floor((now + tolerance - scheduled) * rate_limit + 1e-9)
+    allowed = math.floor((now + tolerance - scheduled) * rate_limit + 1e-6)
     return max(allowed, 0), scheduled - tolerance + 1 / rate_limit
 
 
@@ -111,10 +112,18 @@ def plan_claim(
         if hook.probe_at is not None:
             plan.probe_at[hook.webhook_id] = now + lease  # no second probe while this one runs
         if hook.rate_limit is not None:
-            plan.rate_next_at[hook.webhook_id] = advance_rate(
-                hook.rate_limit, hook.rate_next_at, now, count
-            )
+            plan.rates[hook.webhook_id] = (hook.rate_limit, hook.rate_next_at)
     return plan
+
+
+def rate_schedules(plan: ClaimPlan, claimed: Mapping[int, int], now: float) -> dict[int, float]:
+    """The rate schedules to write after a claim took `claimed` deliveries per webhook (what it
+    took, which may be less than it planned)."""
+    return {
+        webhook_id: advance_rate(rate_limit, next_at, now, claimed[webhook_id])
+        for webhook_id, (rate_limit, next_at) in plan.rates.items()
+        if claimed.get(webhook_id)
+    }
 
 
 def _most_now(hook: Queued, held: int, now: float, plan: ClaimPlan) -> int:

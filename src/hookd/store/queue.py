@@ -12,6 +12,7 @@ one statement. All of a batch's outcomes are written in one transaction.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -20,7 +21,7 @@ import orjson
 from sqlalchemy import bindparam, case, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hookd.domain.sharing import ClaimPlan, Queued, Take, plan_claim
+from hookd.domain.sharing import Queued, Take, plan_claim, rate_schedules
 from hookd.domain.states import DeliveryState, Ordering, WebhookStatus
 from hookd.store.database import Database
 from hookd.store.schema import CLAIMABLE_STATES, deliveries, webhooks
@@ -244,12 +245,17 @@ async def claim(
                     },
                 )
             )
-        await _write_plan(conn, plan)
         found = [_claimed(db, row, now + lease, now) for row in rows]
+        per_webhook = Counter(claimed.webhook_id for claimed in found)
         fifo = {take.webhook_id for take in plan.takes if take.fifo}
         for claimed in found:
             claimed.probe = claimed.webhook_id in plan.probe_at
             claimed.fifo = claimed.webhook_id in fifo
+        await _write_controls(
+            conn,
+            rate_schedules(plan, per_webhook, now),
+            {hook: at for hook, at in plan.probe_at.items() if per_webhook.get(hook)},
+        )
         return Claim(found, plan.next_due)
 
 
@@ -320,11 +326,13 @@ async def _claim_sqlite(
     return list(await conn.execute(_CLAIMED_SQLITE, {"ids": orjson.dumps(ids).decode()}))
 
 
-async def _write_plan(conn: AsyncConnection, plan: ClaimPlan) -> None:
+async def _write_controls(
+    conn: AsyncConnection, rate_next_at: dict[int, float], probe_at: dict[int, float]
+) -> None:
     """The controls' bookkeeping: rate schedules advanced, probes under way."""
     for column, values in (
-        (webhooks.c.rate_next_at, plan.rate_next_at),
-        (webhooks.c.probe_at, plan.probe_at),
+        (webhooks.c.rate_next_at, rate_next_at),
+        (webhooks.c.probe_at, probe_at),
     ):
         for webhook_id, value in values.items():
             await conn.execute(

@@ -87,6 +87,7 @@ class Worker:
         self._stopping = False
         # Claimed and not yet sent, per webhook: what fair sharing counts against each webhook.
         self._held: dict[int, int] = {}
+        self._holding = 0  # all of them
         # Webhooks this worker saw suspended, and when: what it claimed for them before that
         # is given back unsent.
         self._suspended_at: dict[int, float] = {}
@@ -94,6 +95,7 @@ class Worker:
 
     def wake(self) -> None:
         self._wake.set()
+        self._room.set()  # a claim loop waiting for room looks again too
 
     def stop(self) -> None:
         """Stop claiming; claimed deliveries not yet started are given back, in-flight ones
@@ -156,7 +158,7 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
-            waiting = self._to_send.qsize()
+            waiting = self._holding - self._busy  # claimed, not yet taken by a sender
             # Top up when half the prefetch is gone, so that claims come in batches.
             if waiting > self._prefetch // 2 or self._unrecorded >= self._max_unrecorded:
                 await self._room_freed()
@@ -175,13 +177,25 @@ class Worker:
             claimed = taken.deliveries
             self._due_at(taken.next_due)
             self._unrecorded += len(claimed)
+            self._holding += len(claimed)
             for delivery in claimed:
                 self._held[delivery.webhook_id] = self._held.get(delivery.webhook_id, 0) + 1
                 if delivery.fifo:
                     self._fifo_pending.add(delivery.id)
                 self._to_send.put_nowait(delivery)
             if len(claimed) < limit:
-                await self._sleep(self._idle_timeout())
+                if taken.held_back:
+                    # More is due: claim again once half of what is held has been sent (or
+                    # on a wake-up), so that claims stay batches.
+                    await self._holding_drops_to(
+                        self._holding - min(self._prefetch, self._holding) // 2
+                    )
+                else:
+                    await self._sleep(self._idle_timeout())
+
+    async def _holding_drops_to(self, target: int) -> None:
+        while self._holding > target and not self._stopping and not self._wake.is_set():
+            await self._room_freed()
 
     async def _send_loop(self) -> None:
         while True:
@@ -240,6 +254,7 @@ class Worker:
             self._room.set()
 
     def _let_go(self, claimed: Claimed) -> None:
+        self._holding -= 1
         left = self._held.get(claimed.webhook_id, 0) - 1
         if left > 0:
             self._held[claimed.webhook_id] = left
@@ -391,8 +406,8 @@ class Worker:
             lost = asyncio.Event()
             conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
             try:
-                await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
-                self._wake.set()  # anything published while we were not listening
+                await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self.wake())
+                self.wake()  # anything published while we were not listening
                 await lost.wait()
             finally:
                 with contextlib.suppress(Exception):

@@ -51,6 +51,9 @@ class ClaimPlan:
     probe_at: dict[int, float] = field(default_factory=dict)
     # When something held back now may be claimed (None: nothing known).
     next_due: float | None = None
+    # Deliveries are due that only this worker's shares held back: claim again when some of
+    # what it holds has been sent.
+    held_back: bool = False
 
 
 def rate_burst(rate_limit: int) -> int:
@@ -102,6 +105,7 @@ def plan_claim(
         for hook, most in wants
         if share - held.get(hook.webhook_id, 0) > 0
     ]
+    plan.held_back = len(rooms) < len(wants)
     for (hook, _), count in zip(rooms, _spread(limit, [room for _, room in rooms]), strict=True):
         if count <= 0:
             continue

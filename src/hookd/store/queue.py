@@ -64,9 +64,8 @@ FOR NO KEY UPDATE SKIP LOCKED
 """)
 
 # A fifo webhook's next delivery goes only when none of its deliveries is in flight (a live
-# lease) or waiting for a retry: both have a due time still to come. Its head is found by id
-# among its claimable deliveries (`id + 0`: read through the claim index, which leads with the
-# webhook, rather than along the whole primary key).
+# lease) or waiting for a retry: both have a due time still to come. Its head is its claimable
+# delivery with the lowest id (ix_deliveries_head).
 _FIFO_FREE = f"""NOT EXISTS (
     SELECT 1 FROM deliveries AS x
     WHERE x.webhook_id = {{hook}} AND x.state IN {CLAIMABLE_STATES} AND x.due_at > :now)"""
@@ -88,7 +87,7 @@ WITH plan AS (
         SELECT d.id FROM deliveries AS d
         WHERE p.fifo AND d.webhook_id = p.webhook_id AND d.state IN {CLAIMABLE_STATES}
           AND {_FIFO_FREE.format(hook="p.webhook_id")}
-        ORDER BY d.id + 0 LIMIT 1
+        ORDER BY d.id LIMIT 1
         FOR UPDATE SKIP LOCKED
     ) AS head
 ), claimed AS (
@@ -114,7 +113,7 @@ _SQLITE_TAKE = (
 _SQLITE_HEAD = (
     "SELECT id FROM (SELECT id FROM deliveries WHERE webhook_id = :w{i} "
     f"AND state IN {CLAIMABLE_STATES} AND {_FIFO_FREE.format(hook=':w{i}')} "
-    "ORDER BY id + 0 LIMIT 1)"
+    "ORDER BY id LIMIT 1)"
 )
 # SQLite allows 500 terms in a compound SELECT.
 _SQLITE_TAKES_PER_STATEMENT = 400
@@ -159,6 +158,8 @@ class Claim:
 
     deliveries: list[Claimed]
     next_due: float | None = None
+    # More is due than the worker's shares let it take now (see `ClaimPlan.held_back`).
+    held_back: bool = False
 
 
 @dataclass(slots=True)
@@ -260,7 +261,10 @@ async def claim(
             rate_schedules(plan, per_webhook, now),
             {hook: at for hook, at in plan.probe_at.items() if per_webhook.get(hook)},
         )
-        return Claim(found, plan.next_due)
+        held_back = plan.held_back or any(
+            per_webhook[take.webhook_id] >= take.count for take in plan.takes
+        )
+        return Claim(found, plan.next_due, held_back)
 
 
 def _queued(row: Any) -> Queued:

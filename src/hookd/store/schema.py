@@ -187,6 +187,14 @@ deliveries = Table(
         sqlite_where=_claimable,
     ),
     Index(None, "webhook_id", "id"),
+    # A fifo webhook's next delivery: its claimable deliveries in publish order.
+    Index(
+        "ix_deliveries_head",
+        "webhook_id",
+        "id",
+        postgresql_where=_claimable,
+        sqlite_where=_claimable,
+    ),
     # Ids are never handed out again (SQLite would reuse the highest after a delete).
     sqlite_autoincrement=True,
 )

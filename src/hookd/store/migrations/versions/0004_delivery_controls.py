@@ -7,7 +7,8 @@ Create Date: 2026-12-01 23:00:00
 
 Webhooks get their delivery controls (`rate_limit`, `ordering`), the previous secret of a
 rotation, and the suspension and rate-limit bookkeeping. The claim index leads with the webhook,
-since claims now take a share from each webhook. On SQLite, `deliveries` and `attempts` are
+since claims now take a share from each webhook; a second partial index finds a fifo webhook's
+next delivery. On SQLite, `deliveries` and `attempts` are
 rebuilt with AUTOINCREMENT, so that an id is never handed out twice; their rows are carried over.
 """
 
@@ -52,6 +53,13 @@ def upgrade() -> None:
             postgresql_where=_CLAIMABLE,
             sqlite_where=_CLAIMABLE,
         )
+        batch.create_index(
+            "ix_deliveries_head",
+            ["webhook_id", "id"],
+            unique=False,
+            postgresql_where=_CLAIMABLE,
+            sqlite_where=_CLAIMABLE,
+        )
     with op.batch_alter_table(
         "attempts", recreate="always", table_kwargs={"sqlite_autoincrement": True}
     ):
@@ -62,6 +70,7 @@ def downgrade() -> None:
     with op.batch_alter_table("attempts", recreate="always"):
         pass
     with op.batch_alter_table("deliveries", recreate="always") as batch:
+        batch.drop_index("ix_deliveries_head", postgresql_where=_CLAIMABLE, sqlite_where=_CLAIMABLE)
         batch.drop_index("ix_deliveries_due", postgresql_where=_CLAIMABLE, sqlite_where=_CLAIMABLE)
         batch.create_index(
             "ix_deliveries_due",

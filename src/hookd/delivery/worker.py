@@ -214,7 +214,7 @@ class Worker:
     def _send_share(self) -> int:
         """The senders one webhook may keep busy: an even share among the webhooks this worker
         holds deliveries of."""
-        return max(1, self.capacity // max(1, len(self._held)))
+        return max(1, -(-self.capacity // max(1, len(self._held))))  # rounded up
 
     def _unpark(self, webhook_id: int) -> Claimed | None:
         parked = self._parked.get(webhook_id)

@@ -262,7 +262,7 @@ async def claim(
             {hook: at for hook, at in plan.probe_at.items() if per_webhook.get(hook)},
         )
         held_back = plan.held_back or any(
-            per_webhook[take.webhook_id] >= take.count for take in plan.takes
+            take.full_share and per_webhook[take.webhook_id] >= take.count for take in plan.takes
         )
         return Claim(found, plan.next_due, held_back)
 

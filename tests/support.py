@@ -246,6 +246,30 @@ def environment(**settings: str) -> dict[str, str]:
     return {**env, **settings}
 
 
+def start_worker(
+    started: list[subprocess.Popen[bytes]], url: str, tmp_path: Path, **env: str
+) -> subprocess.Popen[bytes]:
+    """Start a `hookd worker` process on `url`, its output in `tmp_path`/worker-N.log; it is
+    added to `started`, which the caller kills when done."""
+    settings = {
+        "HOOKD_DATABASE_URL": url,
+        "HOOKD_ALLOW_TARGETS": "127.0.0.0/8",
+        "HOOKD_POLL_INTERVAL": "200ms",
+        "HOOKD_RETRY_SCHEDULE": "100ms",
+        **env,
+    }
+    log = (tmp_path / f"worker-{len(started)}.log").open("wb")
+    process = subprocess.Popen(
+        [HOOKD, "worker"],
+        env={**os.environ, **settings},
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    started.append(process)
+    return process
+
+
 def hookd(
     cwd: Path,
     *args: str,

@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(200, ge=1, le=5_000)
     max_event_bytes: int = Field(1024 * 1024, ge=1024)
     ssrf_guard: bool = True
+    # The most deliveries of one webhook a worker holds at once; below it, a worker's slots are
+    # shared evenly among the webhooks that have deliveries due.
+    webhook_concurrency: int = Field(32, ge=1, le=10_000)
+    # Failed attempts in a row after which a webhook is suspended (one probe at a time); 0: never.
+    suspend_after: int = Field(5, ge=0, le=1_000_000)
+    # How long deliveries are signed with the previous secret too, after a rotation.
+    secret_grace: Annotated[float, NoDecode] = 24 * 3600.0
 
     @field_validator("allow_targets", mode="before")
     @classmethod
@@ -108,7 +115,13 @@ class Settings(BaseSettings):
         return delays
 
     @field_validator(
-        "token_ttl", "disable_after", "poll_interval", "worker_lease", "retention", mode="before"
+        "token_ttl",
+        "disable_after",
+        "poll_interval",
+        "worker_lease",
+        "retention",
+        "secret_grace",
+        mode="before",
     )
     @classmethod
     def _parse_durations(cls, value: object) -> float:

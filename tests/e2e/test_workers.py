@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from sqlalchemy import text
 
 from hookd.config import load_settings
 from hookd.store.database import Database
-from support import Api, Receiver, running_api
+from support import Api, Receiver, running_api, start_worker
 
 pytestmark = pytest.mark.slow
 
@@ -40,25 +39,6 @@ def workers(postgres_url: str, tmp_path: Path) -> Iterator[list[subprocess.Popen
         if process.poll() is None:
             process.kill()
         process.wait(timeout=10)
-
-
-def start_worker(
-    started: list[subprocess.Popen[bytes]], url: str, tmp_path: Path, **env: str
-) -> subprocess.Popen[bytes]:
-    environment = {
-        **os.environ,
-        "HOOKD_DATABASE_URL": url,
-        "HOOKD_ALLOW_TARGETS": "127.0.0.0/8",
-        "HOOKD_POLL_INTERVAL": "200ms",
-        "HOOKD_RETRY_SCHEDULE": "100ms",
-        **env,
-    }
-    log = (tmp_path / f"worker-{len(started)}.log").open("wb")
-    process = subprocess.Popen(
-        [HOOKD, "worker"], env=environment, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
-    )
-    started.append(process)
-    return process
 
 
 async def states(url: str) -> Counter[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,6 +20,10 @@ from hookd.domain.signing import SigningKeys, signature_headers, signing_keys
 USER_AGENT = f"hookd/{__version__}"
 # Only this much of a receiver's answer is kept, so a huge answer cannot exhaust memory.
 RESPONSE_BODY_LIMIT = 4096
+# The answer is read to its end within the webhook's timeout (an answer trickled out byte by
+# byte is a timeout, not a success); past this much it is not read further, and the connection
+# is closed rather than reused.
+RESPONSE_READ_LIMIT = 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -33,6 +38,8 @@ class Attempt:
     secret: str | None = None
     headers: str = "{}"
     bearer_token: str | None = None
+    # After a rotation, for its grace period: `webhook-signature` carries this one's too.
+    previous_secret: str | None = None
 
 
 @dataclass(slots=True)
@@ -72,7 +79,9 @@ def _keys(secret: str) -> SigningKeys:
 
 @lru_cache(maxsize=256)
 def _timeout(timeout_ms: int) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(total=timeout_ms / 1000)
+    # aiohttp rounds a deadline of 5 s or more up to the next whole second of its clock (half a
+    # second late on average, measured); a webhook's timeout is kept to the millisecond.
+    return aiohttp.ClientTimeout(total=timeout_ms / 1000, ceil_threshold=math.inf)
 
 
 def request_headers(attempt: Attempt, timestamp: int) -> dict[str, str]:
@@ -85,12 +94,35 @@ def request_headers(attempt: Attempt, timestamp: int) -> dict[str, str]:
         "X-Hookd-Attempt": str(attempt.number),
     }
     if attempt.secret:
+        previous = _keys(attempt.previous_secret) if attempt.previous_secret else None
         headers.update(
-            signature_headers(_keys(attempt.secret), attempt.event_id, timestamp, attempt.body)
+            signature_headers(
+                _keys(attempt.secret),
+                attempt.event_id,
+                timestamp,
+                attempt.body,
+                previous=previous,
+            )
         )
     if attempt.bearer_token:
         headers["Authorization"] = f"Bearer {attempt.bearer_token}"
     return headers
+
+
+async def _read_answer(response: aiohttp.ClientResponse) -> bytes:
+    """The first RESPONSE_BODY_LIMIT bytes of the answer, the rest read and dropped."""
+    kept = bytearray()
+    read = 0
+    while read < RESPONSE_READ_LIMIT:
+        chunk = await response.content.readany()
+        if not chunk:
+            break
+        read += len(chunk)
+        if len(kept) < RESPONSE_BODY_LIMIT:
+            kept += chunk[: RESPONSE_BODY_LIMIT - len(kept)]
+    else:
+        response.close()
+    return bytes(kept)
 
 
 class Sender:
@@ -142,7 +174,7 @@ class Sender:
                 timeout=_timeout(attempt.timeout_ms),
                 allow_redirects=False,
             ) as response:
-                content = await response.content.read(RESPONSE_BODY_LIMIT)
+                content = await _read_answer(response)
                 retry_after = None
                 if response.status in (429, 503):
                     retry_after = parse_retry_after(

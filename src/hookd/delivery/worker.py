@@ -15,6 +15,7 @@ it knows of, or after `poll_interval` as the safety net.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -28,7 +29,16 @@ from hookd.delivery.sender import Attempt, Sender
 from hookd.delivery.ssrf import TargetGuard
 from hookd.domain.states import DeliveryState
 from hookd.store.database import NOTIFY_CHANNEL, Database, libpq_dsn
-from hookd.store.queue import Claimed, Outcome, claim_due, record_outcomes, release
+from hookd.store.queue import (
+    Claimed,
+    Outcome,
+    Recorded,
+    Sharing,
+    claim,
+    record_outcomes,
+    release,
+    release_abandoned,
+)
 from hookd.store.retention import prune_finished
 
 log = logging.getLogger("hookd.worker")
@@ -38,6 +48,8 @@ PRUNE_EVERY = 60.0
 RECORD_LINGER = 0.005
 # On stop, how long to keep trying to record what was sent before giving up on the store.
 SHUTDOWN_RECORD_SECONDS = 30.0
+# A receiver answering this has removed the endpoint: its webhook is disabled at once.
+GONE = 410
 
 
 class Worker:
@@ -48,6 +60,8 @@ class Worker:
         self.poll_interval = settings.poll_interval
         self.lease = settings.worker_lease
         self.disable_after = settings.disable_after
+        self.suspend_after = settings.suspend_after
+        self.per_webhook = settings.webhook_concurrency
         self.retention = settings.retention
         self.policy = RetryPolicy(settings.retry_schedule)
         self.sender = sender or Sender(
@@ -61,6 +75,9 @@ class Worker:
         self._unrecorded = 0  # claimed and not yet recorded: being sent, or waiting to be written
         self._to_send: asyncio.Queue[Claimed] = asyncio.Queue()
         self._busy = 0  # senders making an attempt now
+        self._sending: dict[int, int] = {}  # per webhook
+        # Claimed deliveries of a webhook whose share of senders is busy, in claim order.
+        self._parked: dict[int, collections.deque[Claimed]] = {}
         # Claimed deliveries wait for a sender at most one round of sends: with every sender
         # stuck on a slow receiver, a waiting delivery still goes out well inside its lease.
         self._prefetch = min(self.batch_size, self.capacity)
@@ -68,9 +85,17 @@ class Worker:
         self._max_unrecorded = 2 * (self.capacity + self.batch_size)
         self._next_due: float | None = None
         self._stopping = False
+        # Claimed and not yet sent, per webhook: what fair sharing counts against each webhook.
+        self._held: dict[int, int] = {}
+        self._holding = 0  # all of them
+        # Webhooks this worker saw suspended, and when: what it claimed for them before that
+        # is given back unsent.
+        self._suspended_at: dict[int, float] = {}
+        self._fifo_pending: set[int] = set()  # fifo deliveries claimed, outcome not yet written
 
     def wake(self) -> None:
         self._wake.set()
+        self._room.set()  # a claim loop waiting for room looks again too
 
     def stop(self) -> None:
         """Stop claiming; claimed deliveries not yet started are given back, in-flight ones
@@ -81,6 +106,10 @@ class Worker:
 
     async def run(self) -> None:
         self.db.on_wake(self.wake)
+        if self.db.is_sqlite:  # the only process of this store: any claim left is a crash's
+            released = await release_abandoned(self.db, time.time())
+            if released:
+                log.warning("gave back %d deliveries a stopped process had claimed", released)
         await self.sender.open()
         recorder = asyncio.create_task(self._record_loop(), name="hookd-recorder")
         listener = None if self.db.is_sqlite else asyncio.create_task(self._listen())
@@ -105,10 +134,13 @@ class Worker:
 
     async def _release_waiting(self) -> None:
         """On stop, give back what no sender has taken yet, so that it goes out elsewhere now."""
-        waiting = []
+        waiting = [claimed for parked in self._parked.values() for claimed in parked]
+        self._parked.clear()
         while not self._to_send.empty():
-            waiting.append(self._to_send.get_nowait().id)
+            waiting.append(self._to_send.get_nowait())
+        for claimed in waiting:
             self._to_send.task_done()
+            self._let_go(claimed)
         self._unrecorded -= len(waiting)
         try:
             await release(self.db, waiting, time.time())
@@ -126,42 +158,116 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
-            waiting = self._to_send.qsize()
+            waiting = self._holding - self._busy  # claimed, not yet taken by a sender
             # Top up when half the prefetch is gone, so that claims come in batches.
             if waiting > self._prefetch // 2 or self._unrecorded >= self._max_unrecorded:
                 await self._room_freed()
                 continue
             self._wake.clear()
             limit = self._prefetch - waiting
+            sharing = Sharing(
+                held=self._held, slots=self.capacity + self._prefetch, per_webhook=self.per_webhook
+            )
             try:
-                claimed = await claim_due(self.db, limit, time.time(), self.lease)
+                taken = await claim(self.db, limit, time.time(), self.lease, sharing)
             except Exception:
                 log.exception("claiming deliveries failed; trying again shortly")
                 await self._sleep(self.poll_interval)
                 continue
+            claimed = taken.deliveries
+            self._due_at(taken.next_due)
             self._unrecorded += len(claimed)
+            self._holding += len(claimed)
             for delivery in claimed:
+                self._held[delivery.webhook_id] = self._held.get(delivery.webhook_id, 0) + 1
+                if delivery.fifo:
+                    self._fifo_pending.add(delivery.id)
                 self._to_send.put_nowait(delivery)
             if len(claimed) < limit:
-                await self._sleep(self._idle_timeout())
+                if taken.held_back:
+                    # More is due: claim again once half of what is held has been sent (or
+                    # on a wake-up), so that claims stay batches.
+                    await self._holding_drops_to(
+                        self._holding - min(self._prefetch, self._holding) // 2
+                    )
+                else:
+                    await self._sleep(self._idle_timeout())
+
+    async def _holding_drops_to(self, target: int) -> None:
+        while self._holding > target and not self._stopping and not self._wake.is_set():
+            await self._room_freed()
 
     async def _send_loop(self) -> None:
         while True:
-            claimed = await self._to_send.get()
-            self._busy += 1
+            claimed: Claimed | None = await self._to_send.get()
             self._room.set()  # the waiting queue shrank: the claim loop may top it up
-            try:
-                outcome = await self._deliver(claimed)
-                # Append only now: the recorder swaps in a new list while we were sending.
-                self._outcomes.append(outcome)
-                self._outcomes_ready.set()
-            except Exception:  # never lose a sender; the lease brings the delivery back
-                log.exception("delivering %s failed unexpectedly", claimed.id)
+            while claimed is not None:
+                webhook_id = claimed.webhook_id
+                if self._sending.get(webhook_id, 0) >= self._send_share():
+                    # This webhook has its share of the senders busy: the delivery waits for
+                    # one of them, which takes it next.
+                    self._parked.setdefault(webhook_id, collections.deque()).append(claimed)
+                    break
+                await self._send_one(claimed)
+                claimed = self._unpark(webhook_id)
+
+    def _send_share(self) -> int:
+        """The senders one webhook may keep busy: an even share among the webhooks this worker
+        holds deliveries of."""
+        return max(1, -(-self.capacity // max(1, len(self._held))))  # rounded up
+
+    def _unpark(self, webhook_id: int) -> Claimed | None:
+        parked = self._parked.get(webhook_id)
+        if not parked or self._sending.get(webhook_id, 0) >= self._send_share():
+            return None
+        claimed = parked.popleft()
+        if not parked:
+            del self._parked[webhook_id]
+        return claimed
+
+    async def _send_one(self, claimed: Claimed) -> None:
+        webhook_id = claimed.webhook_id
+        self._busy += 1
+        self._sending[webhook_id] = self._sending.get(webhook_id, 0) + 1
+        try:
+            if self._suspended_since_claimed(claimed):
+                await release(self.db, [claimed], time.time())
+                self._fifo_pending.discard(claimed.id)
                 self._unrecorded -= 1
-            finally:
-                self._busy -= 1
-                self._to_send.task_done()
-                self._room.set()
+                return
+            outcome = await self._deliver(claimed)
+            # Append only now: the recorder swaps in a new list while we were sending.
+            self._outcomes.append(outcome)
+            self._outcomes_ready.set()
+        except Exception:  # never lose a sender; the lease brings the delivery back
+            log.exception("delivering %s failed unexpectedly", claimed.id)
+            self._unrecorded -= 1
+        finally:
+            left = self._sending[webhook_id] - 1
+            if left:
+                self._sending[webhook_id] = left
+            else:
+                del self._sending[webhook_id]
+            self._let_go(claimed)
+            self._busy -= 1
+            self._to_send.task_done()
+            self._room.set()
+
+    def _let_go(self, claimed: Claimed) -> None:
+        self._holding -= 1
+        left = self._held.get(claimed.webhook_id, 0) - 1
+        if left > 0:
+            self._held[claimed.webhook_id] = left
+        else:
+            self._held.pop(claimed.webhook_id, None)
+
+    def _suspended_since_claimed(self, claimed: Claimed) -> bool:
+        suspended_at = self._suspended_at.get(claimed.webhook_id)
+        return suspended_at is not None and claimed.lease - self.lease < suspended_at
+
+    def _due_at(self, when: float | None) -> None:
+        if when is not None and (self._next_due is None or when < self._next_due):
+            self._next_due = when
 
     def _idle_timeout(self) -> float:
         timeout = self.poll_interval
@@ -188,6 +294,7 @@ class Worker:
                 None,
                 None,
                 "not sent: the webhook is disabled or was deleted",
+                claimed.lease,
             )
         else:
             result = await self.sender.send(
@@ -200,11 +307,15 @@ class Worker:
                     secret=claimed.secret,
                     headers=claimed.headers,
                     bearer_token=claimed.bearer_token,
+                    previous_secret=claimed.previous_secret,
                 )
             )
             now = time.time()
+            gone = result.status_code == GONE
             if result.ok:
                 state, due_at = DeliveryState.SUCCEEDED, now
+            elif gone:  # the receiver says the endpoint is gone for good
+                state, due_at = DeliveryState.FAILED, now
             else:
                 state, due_at = self.policy.after_failure(
                     claimed.attempt, claimed.max_retries, now, result.retry_after
@@ -221,6 +332,9 @@ class Worker:
                 result.status_code,
                 result.body,
                 result.error,
+                claimed.lease,
+                gone,
+                claimed.probe,
             )
         return outcome
 
@@ -234,15 +348,25 @@ class Worker:
                 continue
             batch, self._outcomes = self._outcomes, []
             try:
-                disabled = await record_outcomes(self.db, batch, time.time(), self.disable_after)
+                recorded = await record_outcomes(
+                    self.db,
+                    batch,
+                    time.time(),
+                    self.disable_after,
+                    suspend_after=self.suspend_after,
+                    probe_delay=self.policy.delay,
+                )
             except Exception:
                 log.exception("recording %d outcomes failed; trying again", len(batch))
                 self._outcomes[:0] = batch
                 await asyncio.sleep(min(self.poll_interval, 1.0))
                 self._outcomes_ready.set()
                 continue
-            for webhook_id in disabled:
-                log.warning("webhook %s disabled: its deliveries kept failing", webhook_id)
+            self._note(recorded)
+            if any(o.delivery_id in self._fifo_pending for o in batch):
+                # Each fifo outcome lets that webhook's next delivery go: claim it now.
+                self._fifo_pending.difference_update(o.delivery_id for o in batch)
+                self._wake.set()
             retry_times = [o.due_at for o in batch if o.state == DeliveryState.RETRYING]
             if retry_times:
                 earliest = min(retry_times)
@@ -251,6 +375,24 @@ class Worker:
                 self._wake.set()
             self._unrecorded -= len(batch)
             self._room.set()
+
+    def _note(self, recorded: Recorded) -> None:
+        for webhook_id in recorded.disabled:
+            log.warning("webhook %s disabled: gone, or its deliveries kept failing", webhook_id)
+        now = time.time()
+        for webhook_id in recorded.suspended:
+            log.warning("webhook %s suspended: failing continuously; probing", webhook_id)
+            self._suspended_at[webhook_id] = now
+        for webhook_id in recorded.recovered:
+            log.info("webhook %s recovered: its waiting deliveries go now", webhook_id)
+            self._suspended_at.pop(webhook_id, None)
+        if recorded.recovered:
+            self._wake.set()
+        if recorded.stale:
+            log.warning(
+                "%d outcomes not recorded: their lease ran out and another worker took them",
+                recorded.stale,
+            )
 
     async def _listen(self) -> None:
         """Wake on PostgreSQL NOTIFY; reconnect if the connection drops."""
@@ -264,8 +406,8 @@ class Worker:
             lost = asyncio.Event()
             conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
             try:
-                await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
-                self._wake.set()  # anything published while we were not listening
+                await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self.wake())
+                self.wake()  # anything published while we were not listening
                 await lost.wait()
             finally:
                 with contextlib.suppress(Exception):

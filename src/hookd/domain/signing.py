@@ -76,13 +76,32 @@ def _v1_digest(key: bytes, msg_id: str, timestamp: int, body: bytes) -> bytes:
     return mac.digest()
 
 
+def _v1(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
+    return (
+        "v1,"
+        + binascii.b2a_base64(_v1_digest(key, msg_id, timestamp, body), newline=False).decode()
+    )
+
+
 def signature_headers(
-    keys: SigningKeys, msg_id: str, timestamp: int, body: bytes
+    keys: SigningKeys,
+    msg_id: str,
+    timestamp: int,
+    body: bytes,
+    *,
+    previous: SigningKeys | None = None,
 ) -> dict[str, str]:
-    """The signature headers of one delivery attempt."""
-    v1 = binascii.b2a_base64(_v1_digest(keys.standard, msg_id, timestamp, body), newline=False)
+    """The signature headers of one delivery attempt.
+
+    During a secret rotation's grace period `previous` signs too: `webhook-signature` holds
+    both signatures, space-separated, the new one first, so a receiver verifies with either
+    secret. `X-Hookd-Signature-256` holds one signature only: the new secret's.
+    """
+    signature = _v1(keys.standard, msg_id, timestamp, body)
+    if previous is not None:
+        signature += " " + _v1(previous.standard, msg_id, timestamp, body)
     return {
-        "webhook-signature": "v1," + v1.decode(),
+        "webhook-signature": signature,
         "X-Hookd-Signature-256": "sha256=" + hmac.new(keys.body, body, hashlib.sha256).hexdigest(),
     }
 

@@ -29,3 +29,18 @@ WAITING: tuple[DeliveryState, ...] = (DeliveryState.PENDING, DeliveryState.RETRY
 class WebhookStatus(StrEnum):
     ACTIVE = "active"
     DISABLED = "disabled"
+
+
+class WebhookHealth(StrEnum):
+    """`suspended`: failing continuously, so its deliveries wait while one probe at a time is
+    tried; `ok` otherwise."""
+
+    OK = "ok"
+    SUSPENDED = "suspended"
+
+
+class Ordering(StrEnum):
+    """`fifo`: a webhook's deliveries are attempted strictly in publish order, one at a time."""
+
+    NONE = "none"
+    FIFO = "fifo"

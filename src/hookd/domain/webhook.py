@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hookd.domain.states import WebhookStatus
+from hookd.domain.states import Ordering, WebhookHealth, WebhookStatus
 
 
 @dataclass(slots=True)
@@ -29,6 +29,9 @@ class WebhookFields:
     bearer_token: str | None = None
     # When not empty, the webhook receives only events published with one of these categories.
     categories: tuple[str, ...] = ()
+    # Deliveries per second at most, all workers together (None: no limit).
+    rate_limit: int | None = None
+    ordering: Ordering = Ordering.NONE
 
 
 @dataclass(slots=True)
@@ -39,6 +42,10 @@ class Webhook(WebhookFields):
     created_at: int = 0
     updated_at: int = 0
     disabled_reason: str | None = None
+    health: WebhookHealth = WebhookHealth.OK
+    # The secret before the last rotation, still signed with until `previous_secret_until`.
+    previous_secret: str | None = None
+    previous_secret_until: float | None = None
 
     @property
     def active(self) -> bool:

@@ -61,3 +61,19 @@ async def read_json_object(request: Request, limit: int = DEFAULT_LIMIT) -> dict
     if not isinstance(body, dict):
         raise wrong_json_body()
     return body
+
+
+def has_body(request: Request) -> bool:
+    """Whether the request comes with a body (`curl -X POST` sends none)."""
+    headers = request.headers
+    return "transfer-encoding" in headers or headers.get("content-length", "0") != "0"
+
+
+async def read_optional_json(request: Request, limit: int = DEFAULT_LIMIT) -> Any:
+    """The body parsed as JSON, or `{}` when the request has no body."""
+    return await read_json(request, limit) if has_body(request) else {}
+
+
+async def read_optional_json_object(request: Request, limit: int = DEFAULT_LIMIT) -> dict[str, Any]:
+    """The body as a JSON object, or `{}` when the request has no body."""
+    return await read_json_object(request, limit) if has_body(request) else {}

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookd.domain.states import WAITING, DeliveryState
@@ -120,16 +120,35 @@ async def list_deliveries(
 
 
 async def requeue(db: Database, delivery_id: int, now: float) -> Delivery | None:
-    """Make a delivery due now, whatever its state; a finished one gets one more attempt."""
+    """Make a delivery due now, whatever its state; a finished one gets one more attempt.
+
+    A delivery in flight (its lease still running) is not re-queued under its attempt: the
+    retry is noted, and the delivery is due again as soon as that attempt is recorded.
+    """
     async with db.transaction() as conn:
-        result = await conn.execute(
+        in_flight = await conn.execute(
             update(deliveries)
-            .where(deliveries.c.id == delivery_id)
-            .values(state=DeliveryState.PENDING.value, due_at=now, updated_at=now)
+            .where(
+                deliveries.c.id == delivery_id,
+                deliveries.c.state == DeliveryState.DELIVERING.value,
+                deliveries.c.due_at > now,
+            )
+            .values(retry_requested=True)
         )
-        if not result.rowcount:
-            return None
-        await db.notify_workers(conn)
+        if not in_flight.rowcount:
+            result = await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == delivery_id)
+                .values(
+                    state=DeliveryState.PENDING.value,
+                    due_at=now,
+                    updated_at=now,
+                    retry_requested=False,
+                )
+            )
+            if not result.rowcount:
+                return None
+            await db.notify_workers(conn)
         row = (
             await conn.execute(
                 select(*_COLUMNS)
@@ -139,6 +158,66 @@ async def requeue(db: Database, delivery_id: int, now: float) -> Delivery | None
         ).one()
     db.wake()
     return _delivery(row)
+
+
+async def replay(
+    db: Database, webhook_id: int, topics: Sequence[str], since: float, now: float
+) -> int:
+    """Queue a delivery to the webhook of every stored event of `topics` published since
+    `since` that it has not received successfully and that is not already on its way to it.
+    Returns how many were queued; running it again queues nothing new."""
+    taken = (
+        select(deliveries.c.id)
+        .where(
+            deliveries.c.event_seq == events.c.seq,
+            deliveries.c.webhook_id == webhook_id,
+            deliveries.c.state != DeliveryState.FAILED.value,
+        )
+        .exists()
+    )
+    missing = (
+        select(
+            events.c.seq,
+            literal(webhook_id),
+            literal(DeliveryState.PENDING.value),
+            literal(now),
+            literal(now),
+            literal(now),
+        )
+        .where(events.c.type.in_(topics), events.c.created_at >= since, ~taken)
+        .order_by(events.c.seq)
+    )
+    return await _queue(
+        db,
+        insert(deliveries).from_select(
+            ["event_seq", "webhook_id", "state", "due_at", "created_at", "updated_at"], missing
+        ),
+    )
+
+
+async def recover(db: Database, webhook_id: int, since: float, now: float) -> int:
+    """Send every failed delivery of the webhook created since `since` again (one more attempt
+    each, like a retry by hand). Returns how many were queued."""
+    return await _queue(
+        db,
+        update(deliveries)
+        .where(
+            deliveries.c.webhook_id == webhook_id,
+            deliveries.c.state == DeliveryState.FAILED.value,
+            deliveries.c.created_at >= since,
+        )
+        .values(state=DeliveryState.PENDING.value, due_at=now, updated_at=now),
+    )
+
+
+async def _queue(db: Database, statement: Any) -> int:
+    async with db.transaction() as conn:
+        queued = int((await conn.execute(statement)).rowcount or 0)
+        if queued:
+            await db.notify_workers(conn)
+    if queued:
+        db.wake()
+    return queued
 
 
 @dataclass(slots=True)
@@ -418,24 +497,3 @@ async def delivery_detail(db: Database, delivery_id: int) -> DeliveryDetail | No
             for a in attempt_rows
         ]
     return DeliveryDetail(delivery, bytes(row.body), row.event_created_at)
-
-
-async def recover(db: Database, webhook_id: int, since: float, now: float) -> int:
-    """Send again every `failed` delivery of a webhook created since `since`: each is due now
-    (one more attempt, like a retry by hand). Returns how many were queued."""
-    async with db.transaction() as conn:
-        result = await conn.execute(
-            update(deliveries)
-            .where(
-                deliveries.c.webhook_id == webhook_id,
-                deliveries.c.state == DeliveryState.FAILED.value,
-                deliveries.c.created_at >= since,
-            )
-            .values(state=DeliveryState.PENDING.value, due_at=now, updated_at=now)
-        )
-        queued = int(result.rowcount or 0)
-        if queued:
-            await db.notify_workers(conn)
-    if queued:
-        db.wake()
-    return queued

@@ -1,62 +1,128 @@
 """The delivery queue: claim due deliveries in batches under a lease, record their outcomes.
 
 A claimed delivery stays `delivering` with `due_at` set to the end of its lease; if the worker
-dies, the lease runs out and the row is simply due again. All of a batch's outcomes are
-written in one transaction.
+dies, the lease runs out and the row is simply due again. That lease is also the claim's fencing
+token: an outcome is written only while the row still carries it, so a worker that wakes after
+its lease ran out (and another worker took the delivery) writes nothing.
+
+A claim is made in two steps: first the webhooks with claimable deliveries are listed (one index
+probe each), and `domain.sharing` decides how many to take from each; then those are claimed in
+one statement. All of a batch's outcomes are written in one transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from sqlalchemy import case, text, update
+import orjson
+from sqlalchemy import bindparam, case, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hookd.domain.states import DeliveryState, WebhookStatus
+from hookd.domain.sharing import Queued, Take, plan_claim, rate_schedules
+from hookd.domain.states import DeliveryState, Ordering, WebhookStatus
 from hookd.store import stats
 from hookd.store.database import Database
 from hookd.store.schema import CLAIMABLE_STATES, deliveries, webhooks
 
 _DELIVERING = f"'{DeliveryState.DELIVERING.value}'"
+_PENDING = f"'{DeliveryState.PENDING.value}'"
+_RETRYING = f"'{DeliveryState.RETRYING.value}'"
+_ACTIVE = WebhookStatus.ACTIVE.value
 
-# Claim on PostgreSQL: one statement; SKIP LOCKED lets any number of workers share the queue.
+# The webhooks with claimable deliveries (a skip scan of the claim index: one probe per webhook),
+# with the earliest and latest due time of each, and their delivery controls.
+_QUEUED = text(f"""
+WITH RECURSIVE queued(webhook_id) AS (
+    SELECT (SELECT webhook_id FROM deliveries WHERE state IN {CLAIMABLE_STATES}
+            ORDER BY webhook_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT d.webhook_id FROM deliveries AS d
+            WHERE d.state IN {CLAIMABLE_STATES} AND d.webhook_id > q.webhook_id
+            ORDER BY d.webhook_id LIMIT 1)
+    FROM queued AS q WHERE q.webhook_id IS NOT NULL
+)
+SELECT q.webhook_id,
+       (SELECT d.due_at FROM deliveries AS d
+        WHERE d.state IN {CLAIMABLE_STATES} AND d.webhook_id = q.webhook_id
+        ORDER BY d.due_at LIMIT 1) AS first_due,
+       (SELECT d.due_at FROM deliveries AS d
+        WHERE d.state IN {CLAIMABLE_STATES} AND d.webhook_id = q.webhook_id
+        ORDER BY d.due_at DESC LIMIT 1) AS last_due,
+       w.status, w.ordering, w.rate_limit, w.rate_next_at, w.probe_at
+FROM queued AS q LEFT JOIN webhooks AS w ON w.id = q.webhook_id
+WHERE q.webhook_id IS NOT NULL
+""")
+
+# On PostgreSQL, a webhook whose controls keep state across workers (rate, order, probe) is
+# claimed by one worker at a time: the others skip it until that claim commits.
+_LOCK_CONTROLLED = text("""
+SELECT id AS webhook_id, status, ordering, rate_limit, rate_next_at, probe_at FROM webhooks
+WHERE id = ANY(CAST(:ids AS bigint[]))
+FOR NO KEY UPDATE SKIP LOCKED
+""")
+
+# A fifo webhook's next delivery goes only when none of its deliveries is in flight (a live
+# lease) or waiting for a retry: both have a due time still to come. Its head is its claimable
+# delivery with the lowest id (ix_deliveries_head).
+_FIFO_FREE = f"""NOT EXISTS (
+    SELECT 1 FROM deliveries AS x
+    WHERE x.webhook_id = {{hook}} AND x.state IN {CLAIMABLE_STATES} AND x.due_at > :now)"""
+
 _CLAIM_POSTGRES = text(f"""
-WITH due AS (
-    SELECT id FROM deliveries
-    WHERE state IN {CLAIMABLE_STATES} AND due_at <= :now
-    ORDER BY due_at
-    LIMIT :limit
-    FOR UPDATE SKIP LOCKED
+WITH plan AS (
+    SELECT * FROM unnest(CAST(:hook AS bigint[]), CAST(:n AS int[]), CAST(:fifo AS bool[]))
+        AS p(webhook_id, n, fifo)
+), due AS (
+    SELECT picked.id FROM plan AS p CROSS JOIN LATERAL (
+        SELECT d.id FROM deliveries AS d
+        WHERE NOT p.fifo AND d.webhook_id = p.webhook_id
+          AND d.state IN {CLAIMABLE_STATES} AND d.due_at <= :now
+        ORDER BY d.due_at LIMIT p.n
+        FOR UPDATE SKIP LOCKED
+    ) AS picked
+    UNION ALL
+    SELECT head.id FROM plan AS p CROSS JOIN LATERAL (
+        SELECT d.id FROM deliveries AS d
+        WHERE p.fifo AND d.webhook_id = p.webhook_id AND d.state IN {CLAIMABLE_STATES}
+          AND {_FIFO_FREE.format(hook="p.webhook_id")}
+        ORDER BY d.id LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    ) AS head
 ), claimed AS (
+    -- By id through an array: a join with `due` would be planned for the 10 % of the table
+    -- that a LIMIT from a column is guessed to return (a million-row backlog: a seq scan).
     UPDATE deliveries AS d
     SET state = {_DELIVERING}, due_at = :lease_until, updated_at = :now
-    FROM due WHERE d.id = due.id
+    WHERE d.id = ANY(ARRAY(SELECT id FROM due))
     RETURNING d.id, d.event_seq, d.webhook_id, d.attempts
 )
 SELECT c.id, c.attempts, c.webhook_id, e.id AS event_id, e.body,
-       w.url, w.secret, w.timeout_ms, w.headers, w.max_retries, w.bearer_token, w.status
+       w.url, w.secret, w.previous_secret, w.previous_secret_until, w.timeout_ms, w.headers,
+       w.max_retries, w.bearer_token, w.status
 FROM claimed AS c
 JOIN events AS e ON e.seq = c.event_seq
 LEFT JOIN webhooks AS w ON w.id = c.webhook_id
 """)
 
-# Claim on SQLite: the write lock is the process's, so claim ids first, then read what they need.
-_CLAIM_SQLITE = text(f"""
-UPDATE deliveries
-SET state = {_DELIVERING}, due_at = :lease_until, updated_at = :now
-WHERE id IN (
-    SELECT id FROM deliveries
-    WHERE state IN {CLAIMABLE_STATES} AND due_at <= :now
-    ORDER BY due_at
-    LIMIT :limit
+_SQLITE_TAKE = (
+    "SELECT id FROM (SELECT id FROM deliveries WHERE webhook_id = :w{i} "
+    f"AND state IN {CLAIMABLE_STATES} AND due_at <= :now ORDER BY due_at LIMIT :n{{i}})"
 )
-RETURNING id
-""")
+_SQLITE_HEAD = (
+    "SELECT id FROM (SELECT id FROM deliveries WHERE webhook_id = :w{i} "
+    f"AND state IN {CLAIMABLE_STATES} AND {_FIFO_FREE.format(hook=':w{i}')} "
+    "ORDER BY id LIMIT 1)"
+)
+# SQLite allows 500 terms in a compound SELECT.
+_SQLITE_TAKES_PER_STATEMENT = 400
 
 _CLAIMED_SQLITE = text("""
 SELECT d.id, d.attempts, d.webhook_id, e.id AS event_id, e.body,
-       w.url, w.secret, w.timeout_ms, w.headers, w.max_retries, w.bearer_token, w.status
+       w.url, w.secret, w.previous_secret, w.previous_secret_until, w.timeout_ms, w.headers,
+       w.max_retries, w.bearer_token, w.status
 FROM deliveries AS d
 JOIN events AS e ON e.seq = d.event_seq
 LEFT JOIN webhooks AS w ON w.id = d.webhook_id
@@ -80,6 +146,31 @@ class Claimed:
     max_retries: int
     bearer_token: str | None
     webhook_active: bool
+    lease: float = 0.0  # the claim's lease end: the fencing token its outcome is written with
+    # The secret before a rotation, while its grace period lasts: deliveries are signed with both.
+    previous_secret: str | None = None
+    probe: bool = False  # claimed as the one probe of a suspended webhook
+    fifo: bool = False  # its webhook's next delivery waits for this one's outcome
+
+
+@dataclass(slots=True)
+class Claim:
+    """What one claim took, and when something it left waiting may be taken."""
+
+    deliveries: list[Claimed]
+    next_due: float | None = None
+    # More is due than the worker's shares let it take now (see `ClaimPlan.held_back`).
+    held_back: bool = False
+
+
+@dataclass(slots=True)
+class Sharing:
+    """How a worker shares its slots: what it holds per webhook, how many it may hold in all,
+    and the most one webhook may hold."""
+
+    held: Mapping[int, int] = field(default_factory=dict)
+    slots: int = 1 << 30
+    per_webhook: int = 1 << 30
 
 
 @dataclass(slots=True)
@@ -96,48 +187,224 @@ class Outcome:
     status_code: int | None
     response_body: str | None
     error: str | None
+    lease: float  # the claim's lease end (fencing token)
+    gone: bool = False  # the receiver answered 410 Gone: disable its webhook
+    probe: bool = False  # the attempt probed a suspended webhook
 
 
-async def claim_due(db: Database, limit: int, now: float, lease: float) -> list[Claimed]:
-    params = {"now": now, "limit": limit, "lease_until": now + lease}
+@dataclass(slots=True)
+class Recorded:
+    """What a batch of outcomes changed about webhooks."""
+
+    disabled: list[int] = field(default_factory=list)
+    suspended: list[int] = field(default_factory=list)
+    recovered: list[int] = field(default_factory=list)
+    # Outcomes not written because their claim's lease had been lost.
+    stale: int = 0
+
+
+async def claim_due(
+    db: Database,
+    limit: int,
+    now: float,
+    lease: float,
+    sharing: Sharing | None = None,
+) -> list[Claimed]:
+    """Claim up to `limit` due deliveries (see `claim`)."""
+    return (await claim(db, limit, now, lease, sharing)).deliveries
+
+
+async def claim(
+    db: Database, limit: int, now: float, lease: float, sharing: Sharing | None = None
+) -> Claim:
+    """Claim up to `limit` due deliveries, shared out among webhooks as `sharing` says."""
+    sharing = sharing or Sharing()
     async with db.transaction(durable=False) as conn:
+        queued = [_queued(row) for row in await conn.execute(_QUEUED)]
+        if not queued:
+            return Claim([])
+        if not db.is_sqlite:
+            queued = await _lock_controlled(conn, queued)
+        plan = plan_claim(
+            queued,
+            sharing.held,
+            limit=limit,
+            slots=sharing.slots,
+            per_webhook=sharing.per_webhook,
+            now=now,
+            lease=lease,
+        )
+        if not plan.takes:
+            return Claim([], plan.next_due)
+        params = {"now": now, "lease_until": now + lease}
         if db.is_sqlite:
-            ids = (await conn.execute(_CLAIM_SQLITE, params)).scalars().all()
-            if not ids:
-                return []
-            rows = await conn.execute(_CLAIMED_SQLITE, {"ids": f"[{','.join(map(str, ids))}]"})
+            rows = await _claim_sqlite(conn, plan.takes, params)
         else:
-            rows = await conn.execute(_CLAIM_POSTGRES, params)
-        return [
-            Claimed(
-                id=row.id,
-                attempt=row.attempts + 1,
-                webhook_id=row.webhook_id,
-                event_id=row.event_id,
-                body=bytes(row.body),
-                url=row.url or "",
-                secret=db.secrets.open(row.secret),
-                timeout_ms=row.timeout_ms or 0,
-                headers=row.headers or "{}",
-                max_retries=row.max_retries or 0,
-                bearer_token=db.secrets.open(row.bearer_token),
-                webhook_active=row.status == WebhookStatus.ACTIVE,
+            rows = list(
+                await conn.execute(
+                    _CLAIM_POSTGRES,
+                    {
+                        **params,
+                        "hook": [take.webhook_id for take in plan.takes],
+                        "n": [take.count for take in plan.takes],
+                        "fifo": [take.fifo for take in plan.takes],
+                    },
+                )
             )
-            for row in rows
-        ]
+        found = [_claimed(db, row, now + lease, now) for row in rows]
+        per_webhook = Counter(claimed.webhook_id for claimed in found)
+        fifo = {take.webhook_id for take in plan.takes if take.fifo}
+        for claimed in found:
+            claimed.probe = claimed.webhook_id in plan.probe_at
+            claimed.fifo = claimed.webhook_id in fifo
+        await _write_controls(
+            conn,
+            rate_schedules(plan, per_webhook, now),
+            {hook: at for hook, at in plan.probe_at.items() if per_webhook.get(hook)},
+        )
+        held_back = plan.held_back or any(
+            take.full_share and per_webhook[take.webhook_id] >= take.count for take in plan.takes
+        )
+        return Claim(found, plan.next_due, held_back)
 
 
-async def release(db: Database, delivery_ids: Sequence[int], now: float) -> None:
-    """Give back claimed deliveries that were never sent (a stopping worker): due at once."""
-    if not delivery_ids:
+def _queued(row: Any) -> Queued:
+    return Queued(
+        webhook_id=row.webhook_id,
+        first_due=row.first_due,
+        last_due=row.last_due,
+        controlled=row.status == _ACTIVE,
+        ordering=Ordering(row.ordering or Ordering.NONE),
+        rate_limit=row.rate_limit,
+        rate_next_at=row.rate_next_at,
+        probe_at=row.probe_at,
+    )
+
+
+def _has_controls(hook: Queued) -> bool:
+    return hook.controlled and (
+        hook.ordering == Ordering.FIFO or hook.rate_limit is not None or hook.probe_at is not None
+    )
+
+
+async def _lock_controlled(conn: AsyncConnection, queued: list[Queued]) -> list[Queued]:
+    """Lock the webhooks whose controls keep state, re-read under the lock; skip those another
+    worker is claiming now."""
+    controlled = {hook.webhook_id: hook for hook in queued if _has_controls(hook)}
+    if not controlled:
+        return queued
+    rows = await conn.execute(_LOCK_CONTROLLED, {"ids": list(controlled)})
+    fresh = {
+        row.webhook_id: replace(
+            controlled[row.webhook_id],
+            controlled=row.status == _ACTIVE,
+            ordering=Ordering(row.ordering),
+            rate_limit=row.rate_limit,
+            rate_next_at=row.rate_next_at,
+            probe_at=row.probe_at,
+        )
+        for row in rows
+    }
+    return [
+        fresh.get(hook.webhook_id, hook)
+        for hook in queued
+        if hook.webhook_id not in controlled or hook.webhook_id in fresh
+    ]
+
+
+async def _claim_sqlite(
+    conn: AsyncConnection, takes: list[Take], params: dict[str, float]
+) -> list[Any]:
+    """The write lock is the process's: claim ids per webhook, then read what they need."""
+    ids: list[int] = []
+    for start in range(0, len(takes), _SQLITE_TAKES_PER_STATEMENT):
+        chunk = takes[start : start + _SQLITE_TAKES_PER_STATEMENT]
+        terms = []
+        values: dict[str, Any] = dict(params)
+        for i, take in enumerate(chunk):
+            terms.append((_SQLITE_HEAD if take.fifo else _SQLITE_TAKE).format(i=i))
+            values[f"w{i}"] = take.webhook_id
+            values[f"n{i}"] = take.count
+        statement = (
+            f"UPDATE deliveries SET state = {_DELIVERING}, due_at = :lease_until, "
+            f"updated_at = :now WHERE id IN ({' UNION ALL '.join(terms)}) RETURNING id"
+        )
+        ids.extend((await conn.execute(text(statement), values)).scalars().all())
+    if not ids:
+        return []
+    return list(await conn.execute(_CLAIMED_SQLITE, {"ids": orjson.dumps(ids).decode()}))
+
+
+async def _write_controls(
+    conn: AsyncConnection, rate_next_at: dict[int, float], probe_at: dict[int, float]
+) -> None:
+    """The controls' bookkeeping: rate schedules advanced, probes under way."""
+    for column, values in (
+        (webhooks.c.rate_next_at, rate_next_at),
+        (webhooks.c.probe_at, probe_at),
+    ):
+        for webhook_id, value in values.items():
+            await conn.execute(
+                update(webhooks).where(webhooks.c.id == webhook_id).values({column: value})
+            )
+
+
+def _claimed(db: Database, row: Any, lease_until: float, now: float) -> Claimed:
+    previous = None
+    if row.previous_secret is not None and (row.previous_secret_until or 0) > now:
+        previous = db.secrets.open(row.previous_secret)
+    return Claimed(
+        id=row.id,
+        attempt=row.attempts + 1,
+        webhook_id=row.webhook_id,
+        event_id=row.event_id,
+        body=bytes(row.body),
+        url=row.url or "",
+        secret=db.secrets.open(row.secret),
+        timeout_ms=row.timeout_ms or 0,
+        headers=row.headers or "{}",
+        max_retries=row.max_retries or 0,
+        bearer_token=db.secrets.open(row.bearer_token),
+        webhook_active=row.status == _ACTIVE,
+        lease=lease_until,
+        previous_secret=previous,
+    )
+
+
+async def release(db: Database, claimed: Sequence[Claimed], now: float) -> None:
+    """Give back claimed deliveries that were never sent (a stopping worker, a webhook just
+    suspended): due at once, their attempts unspent. Only claims still held are given back."""
+    if not claimed:
         return
     async with db.transaction(durable=False) as conn:
         await conn.execute(
             update(deliveries)
             .where(
-                deliveries.c.id.in_(delivery_ids),
+                deliveries.c.id == bindparam("b_id"),
                 deliveries.c.state == DeliveryState.DELIVERING.value,
+                deliveries.c.due_at == bindparam("b_lease"),
             )
+            .values(
+                state=case(
+                    (deliveries.c.retry_requested, DeliveryState.PENDING.value),
+                    (deliveries.c.attempts > 0, DeliveryState.RETRYING.value),
+                    else_=DeliveryState.PENDING.value,
+                ),
+                due_at=now,
+                updated_at=now,
+                retry_requested=False,
+            ),
+            [{"b_id": c.id, "b_lease": c.lease} for c in claimed],
+        )
+
+
+async def release_abandoned(db: Database, now: float) -> int:
+    """At the start of the only process of a SQLite store: every claim still held is one a
+    crashed process left behind, so give it back now rather than after its lease."""
+    async with db.transaction(durable=False) as conn:
+        result = await conn.execute(
+            update(deliveries)
+            .where(deliveries.c.state == DeliveryState.DELIVERING.value)
             .values(
                 state=case(
                     (deliveries.c.attempts > 0, DeliveryState.RETRYING.value),
@@ -145,24 +412,43 @@ async def release(db: Database, delivery_ids: Sequence[int], now: float) -> None
                 ),
                 due_at=now,
                 updated_at=now,
+                retry_requested=False,
             )
         )
+        # A probe that crashed with the process may go again now.
+        await conn.execute(update(webhooks).where(webhooks.c.probe_at > now).values(probe_at=now))
+    return int(result.rowcount or 0)
 
 
 # Recording outcomes is set-based too: one statement per kind of write for the whole batch.
-_PG_FINISH = text("""
+# Each is fenced: written only while the delivery still carries its claim's lease. A retry asked
+# for while the attempt was in flight makes the delivery due again at once.
+_PG_FINISH = text(f"""
 UPDATE deliveries AS d
-SET state = u.state, attempts = COALESCE(u.attempts, d.attempts), due_at = u.due_at,
+SET state = CASE WHEN d.retry_requested THEN {_PENDING} ELSE u.state END,
+    attempts = COALESCE(u.attempts, d.attempts),
+    due_at = CASE WHEN d.retry_requested THEN :now ELSE u.due_at END,
+    retry_requested = false,
     updated_at = :now, last_status_code = u.status_code, last_error = u.error
 FROM unnest(CAST(:id AS bigint[]), CAST(:state AS text[]), CAST(:attempts AS int[]),
-            CAST(:due_at AS float8[]), CAST(:status_code AS int[]), CAST(:error AS text[]))
-     AS u(id, state, attempts, due_at, status_code, error)
-WHERE d.id = u.id
+            CAST(:due_at AS float8[]), CAST(:status_code AS int[]), CAST(:error AS text[]),
+            CAST(:lease AS float8[]))
+     AS u(id, state, attempts, due_at, status_code, error, lease)
+WHERE d.id = u.id AND d.state = {_DELIVERING} AND d.due_at = u.lease
+RETURNING d.id
 """)
 _SQLITE_FINISH = (
-    "UPDATE deliveries SET state = ?, attempts = COALESCE(?, attempts), due_at = ?, "
-    "updated_at = ?, last_status_code = ?, last_error = ? WHERE id = ?"
+    f"UPDATE deliveries SET state = CASE WHEN retry_requested THEN {_PENDING} ELSE ? END, "
+    "attempts = COALESCE(?, attempts), due_at = CASE WHEN retry_requested THEN ? ELSE ? END, "
+    "retry_requested = 0, updated_at = ?, last_status_code = ?, last_error = ? "
+    f"WHERE id = ? AND state = {_DELIVERING} AND due_at = ?"
 )
+# Fenced like the update, and run before it, while the row still carries the lease (compared
+# in Python: a lease read back is the exact float that was written).
+_SQLITE_HELD = text(f"""
+SELECT id, due_at FROM deliveries
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state = {_DELIVERING}
+""")
 
 _PG_INSERT_ATTEMPTS = text("""
 INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code, response_body,
@@ -177,68 +463,158 @@ _SQLITE_INSERT_ATTEMPTS = (
     "response_body, error) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 
+GONE_REASON = "disabled by hookd: the receiver answered 410 Gone"
+
 
 async def record_outcomes(
-    db: Database, outcomes: Sequence[Outcome], now: float, disable_after: float
-) -> list[int]:
-    """Write a batch of outcomes; returns the webhooks this batch switched to disabled.
+    db: Database,
+    outcomes: Sequence[Outcome],
+    now: float,
+    disable_after: float,
+    *,
+    suspend_after: int = 0,
+    probe_delay: Callable[[int], float] | None = None,
+) -> Recorded:
+    """Write a batch of outcomes and what they tell about their webhooks.
 
-    A webhook whose attempts have all failed for `disable_after` seconds is disabled.
+    A webhook whose attempts have all failed for `disable_after` seconds is disabled, and so is
+    one whose receiver answered 410 Gone. One with `suspend_after` failed attempts in a row
+    (0: never) is suspended: its next probe goes after `probe_delay(n)` for the n-th probe, and
+    a success ends the suspension and makes its waiting retries due at once.
     """
+    recorded = Recorded()
     if not outcomes:
-        return []
-    made = [o for o in outcomes if o.attempt is not None]
-    succeeded = {o.webhook_id for o in made if o.state == DeliveryState.SUCCEEDED}
-    failing = {o.webhook_id for o in made if o.state != DeliveryState.SUCCEEDED}
-    failing -= succeeded
+        return recorded
     async with db.transaction(durable=False) as conn:
-        await _finish(db, conn, outcomes, now)
-        stats.count_outcomes(db, outcomes, now)
+        applied = await _finish(db, conn, outcomes, now)
+        recorded.stale = len(outcomes) - len(applied)
+        made = [o for o in outcomes if o.attempt is not None and o.delivery_id in applied]
+        succeeded = {o.webhook_id for o in made if o.state == DeliveryState.SUCCEEDED}
+        failed: dict[int, int] = {}
+        for o in made:
+            if o.webhook_id not in succeeded:
+                failed[o.webhook_id] = failed.get(o.webhook_id, 0) + 1
+        gone = {o.webhook_id for o in made if o.gone}
+        probes = {o.webhook_id for o in made if o.probe}
         if succeeded:
+            recorded.recovered = await _succeeded(conn, sorted(succeeded), now)
+        if failed:
+            recorded.suspended = await _failed(
+                db, conn, failed, probes, now, suspend_after, probe_delay or (lambda _: 60.0)
+            )
+            recorded.disabled = await _disable(
+                conn,
+                webhooks.c.id.in_(failed) & (webhooks.c.failing_since <= now - disable_after),
+                now,
+                f"disabled by hookd: every delivery attempt failed for {disable_after:g}s",
+            )
+        if gone:
+            recorded.disabled += await _disable(conn, webhooks.c.id.in_(gone), now, GONE_REASON)
+    stats.count_outcomes(db, [o for o in outcomes if o.delivery_id in applied], now)
+    return recorded
+
+
+async def _succeeded(conn: AsyncConnection, hooks: list[int], now: float) -> list[int]:
+    """Reset the failure counts; end suspensions, making their waiting retries due now.
+    A healthy webhook has nothing to reset: one statement that changes no row."""
+    reset = await conn.execute(
+        update(webhooks)
+        .where(
+            webhooks.c.id.in_(hooks),
+            webhooks.c.failing_since.is_not(None)
+            | (webhooks.c.failures > 0)
+            | webhooks.c.probe_at.is_not(None),
+        )
+        .values(failing_since=None, failures=0)
+        .returning(webhooks.c.id, webhooks.c.probe_at)
+    )
+    recovered = [row.id for row in reset if row.probe_at is not None]
+    if recovered:
+        await conn.execute(
+            update(webhooks).where(webhooks.c.id.in_(recovered)).values(probe_at=None)
+        )
+        await conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.webhook_id.in_(recovered),
+                deliveries.c.state == DeliveryState.RETRYING.value,
+                deliveries.c.due_at > now,
+            )
+            .values(due_at=now)
+        )
+    return recovered
+
+
+async def _failed(
+    db: Database,
+    conn: AsyncConnection,
+    failed: dict[int, int],
+    probes: set[int],
+    now: float,
+    suspend_after: int,
+    probe_delay: Callable[[int], float],
+) -> list[int]:
+    """Count failures in a row; suspend a webhook that reached `suspend_after`, or put off the
+    next probe of one whose probe failed. Returns the webhooks suspended now.
+
+    While a webhook is suspended its count is `suspend_after` plus the probes that failed, so
+    that probes follow the retry schedule: the n-th one after `probe_delay(n)`.
+    """
+    await conn.execute(
+        update(webhooks)
+        .where(webhooks.c.id.in_(failed), webhooks.c.failing_since.is_(None))
+        .values(failing_since=now)
+    )
+    if suspend_after <= 0:
+        return []
+    suspended = []
+    for webhook_id, count in failed.items():
+        row = (
             await conn.execute(
                 update(webhooks)
-                .where(webhooks.c.id.in_(succeeded), webhooks.c.failing_since.is_not(None))
-                .values(failing_since=None)
+                .where(webhooks.c.id == webhook_id)
+                .values(
+                    failures=case(
+                        (webhooks.c.probe_at.is_(None), webhooks.c.failures + count),
+                        else_=webhooks.c.failures + (1 if webhook_id in probes else 0),
+                    )
+                )
+                .returning(webhooks.c.failures, webhooks.c.probe_at)
             )
-        if not failing:
-            return []
-        await conn.execute(
-            update(webhooks)
-            .where(webhooks.c.id.in_(failing), webhooks.c.failing_since.is_(None))
-            .values(failing_since=now)
-        )
-        disabled = await conn.execute(
-            update(webhooks)
-            .where(
-                webhooks.c.id.in_(failing),
-                webhooks.c.status == WebhookStatus.ACTIVE.value,
-                webhooks.c.failing_since <= now - disable_after,
-            )
-            .values(
-                status=WebhookStatus.DISABLED.value,
-                updated_at=int(now),
-                disabled_reason=(
-                    f"disabled by hookd: every delivery attempt failed for {disable_after:g}s"
-                ),
-            )
-            .returning(webhooks.c.id)
-        )
-        return list(disabled.scalars().all())
+        ).first()
+        if row is None or row.failures < suspend_after:
+            continue
+        if row.probe_at is None:
+            suspended.append(webhook_id)
+            values = {"failures": suspend_after, "probe_at": now + probe_delay(1)}
+        elif webhook_id in probes:
+            values = {"probe_at": now + probe_delay(row.failures - suspend_after + 1)}
+        else:  # attempts started before the suspension: the probe's pace is not theirs
+            continue
+        await conn.execute(update(webhooks).where(webhooks.c.id == webhook_id).values(values))
+    return suspended
+
+
+async def _disable(conn: AsyncConnection, where: Any, now: float, reason: str) -> list[int]:
+    disabled = await conn.execute(
+        update(webhooks)
+        .where(where, webhooks.c.status == _ACTIVE)
+        .values(status=WebhookStatus.DISABLED.value, updated_at=int(now), disabled_reason=reason)
+        .returning(webhooks.c.id)
+    )
+    return list(disabled.scalars().all())
 
 
 async def _finish(
     db: Database, conn: AsyncConnection, outcomes: Sequence[Outcome], now: float
-) -> None:
-    """Write each delivery's new state, and log the attempts that were made."""
-    made = [f for f in outcomes if f.attempt is not None]
+) -> set[int]:
+    """Write each delivery's new state, and log the attempts that were made; returns the
+    deliveries whose claim was still held (the others are left as they are)."""
     if db.is_sqlite:
-        await conn.exec_driver_sql(
-            _SQLITE_FINISH,
-            [
-                (f.state, f.attempt, f.due_at, now, f.status_code, f.error, f.delivery_id)
-                for f in outcomes
-            ],
-        )
+        leases = {f.delivery_id: f.lease for f in outcomes}
+        rows = await conn.execute(_SQLITE_HELD, {"ids": orjson.dumps(list(leases)).decode()})
+        held = {row.id for row in rows if row.due_at == leases[row.id]}
+        made = [f for f in outcomes if f.attempt is not None and f.delivery_id in held]
         if made:
             await conn.exec_driver_sql(
                 _SQLITE_INSERT_ATTEMPTS,
@@ -248,19 +624,37 @@ async def _finish(
                     for f in made
                 ],
             )  # fmt: skip
-        return
-    await conn.execute(
-        _PG_FINISH,
-        {
-            "id": [f.delivery_id for f in outcomes],
-            "state": [f.state for f in outcomes],
-            "attempts": [f.attempt for f in outcomes],
-            "due_at": [f.due_at for f in outcomes],
-            "status_code": [f.status_code for f in outcomes],
-            "error": [f.error for f in outcomes],
-            "now": now,
-        },
+        if held:
+            await conn.exec_driver_sql(
+                _SQLITE_FINISH,
+                [
+                    (f.state, f.attempt, now, f.due_at, now, f.status_code, f.error,
+                     f.delivery_id, f.lease)
+                    for f in outcomes
+                    if f.delivery_id in held
+                ],
+            )  # fmt: skip
+        return held
+    applied = set(
+        (
+            await conn.execute(
+                _PG_FINISH,
+                {
+                    "id": [f.delivery_id for f in outcomes],
+                    "state": [f.state for f in outcomes],
+                    "attempts": [f.attempt for f in outcomes],
+                    "due_at": [f.due_at for f in outcomes],
+                    "status_code": [f.status_code for f in outcomes],
+                    "error": [f.error for f in outcomes],
+                    "lease": [f.lease for f in outcomes],
+                    "now": now,
+                },
+            )
+        )
+        .scalars()
+        .all()
     )
+    made = [f for f in outcomes if f.attempt is not None and f.delivery_id in applied]
     if made:
         await conn.execute(
             _PG_INSERT_ATTEMPTS,
@@ -274,3 +668,4 @@ async def _finish(
                 "error": [f.error for f in made],
             },
         )
+    return applied

@@ -101,6 +101,17 @@ webhooks = Table(
     Column("updated_at", BigInteger, nullable=False),
     Column("disabled_reason", Text),
     Column("failing_since", Float),
+    # Delivery controls: deliveries per second (all workers together), and publish order.
+    Column("rate_limit", Integer),
+    Column("ordering", String(8), nullable=False, server_default="none"),
+    # The secret before the last rotation, sealed like `secret`, signed with until this time.
+    Column("previous_secret", Text),
+    Column("previous_secret_until", Float),
+    # Failed attempts in a row; set while the webhook is suspended: when its next probe may go.
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("probe_at", Float),
+    # The rate limit's schedule: when the next delivery may start (all workers together).
+    Column("rate_next_at", Float),
     # A deleted webhook's uid is never handed out again (PostgreSQL's sequence does the same).
     sqlite_autoincrement=True,
 )
@@ -150,7 +161,10 @@ events = Table(
 # instead: deliveries are written with their events, and deleted with their webhook or event.
 #
 # A delivery's `due_at` is when it may next be claimed: for a `delivering` row that is the end of
-# its lease, so one partial index serves new, retrying and abandoned deliveries alike.
+# its lease, so one partial index serves new, retrying and abandoned deliveries alike. The index
+# leads with the webhook, because claims take a share from each webhook with due deliveries.
+# `due_at` of a claimed delivery is also the claim's fencing token: an outcome is recorded only
+# while the row still carries the lease its worker was given.
 
 _claimable = text(f"state IN {CLAIMABLE_STATES}")
 
@@ -167,8 +181,26 @@ deliveries = Table(
     Column("updated_at", Float, nullable=False),
     Column("last_status_code", Integer),
     Column("last_error", Text),
-    Index("ix_deliveries_due", "due_at", postgresql_where=_claimable, sqlite_where=_claimable),
+    # A retry asked for while an attempt was in flight: applied when that attempt is recorded.
+    Column("retry_requested", Boolean, nullable=False, server_default=text("false")),
+    Index(
+        "ix_deliveries_due",
+        "webhook_id",
+        "due_at",
+        postgresql_where=_claimable,
+        sqlite_where=_claimable,
+    ),
     Index(None, "webhook_id", "id"),
+    # A fifo webhook's next delivery: its claimable deliveries in publish order.
+    Index(
+        "ix_deliveries_head",
+        "webhook_id",
+        "id",
+        postgresql_where=_claimable,
+        sqlite_where=_claimable,
+    ),
+    # Ids are never handed out again (SQLite would reuse the highest after a delete).
+    sqlite_autoincrement=True,
 )
 
 attempts = Table(
@@ -183,6 +215,7 @@ attempts = Table(
     Column("response_body", Text),
     Column("error", Text),
     Index(None, "delivery_id"),
+    sqlite_autoincrement=True,
 )
 
 # Upper bounds (ms) of the attempt-latency histogram's buckets; one more bucket holds the rest.

@@ -9,13 +9,14 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Row, case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hookd.domain.states import WebhookStatus
+from hookd.domain.states import Ordering, WebhookHealth, WebhookStatus
 from hookd.domain.webhook import Webhook, WebhookFields
 from hookd.store.database import Database
 from hookd.store.schema import attempts, deliveries, webhook_topics, webhooks
@@ -33,6 +34,8 @@ def _columns(db: Database, fields: WebhookFields) -> dict[str, Any]:
         "max_retries": fields.max_retries,
         "bearer_token": db.secrets.seal(fields.bearer_token),
         "categories": orjson.dumps(list(fields.categories)).decode() if fields.categories else None,
+        "rate_limit": fields.rate_limit,
+        "ordering": fields.ordering.value,
     }
 
 
@@ -55,6 +58,11 @@ def webhook_from_row(db: Database, row: Row[Any], topics: Sequence[str]) -> Webh
         created_at=row.created_at,
         updated_at=row.updated_at,
         disabled_reason=row.disabled_reason,
+        rate_limit=row.rate_limit,
+        ordering=Ordering(row.ordering),
+        health=WebhookHealth.OK if row.probe_at is None else WebhookHealth.SUSPENDED,
+        previous_secret=db.secrets.open(row.previous_secret),
+        previous_secret_until=row.previous_secret_until,
     )
 
 
@@ -147,20 +155,43 @@ async def list_webhooks(
         return await with_topics(db, conn, rows), total
 
 
+@dataclass(slots=True, frozen=True)
+class Rotation:
+    """The secret a change replaces, and until when deliveries are signed with it too."""
+
+    previous_secret: str | None
+    until: float
+
+
 async def update_webhook(
-    db: Database, conn: AsyncConnection, webhook_id: int, fields: WebhookFields
+    db: Database,
+    conn: AsyncConnection,
+    webhook_id: int,
+    fields: WebhookFields,
+    rotation: Rotation | None = None,
 ) -> Webhook | None:
-    """Write all of `fields`; re-enabling a webhook clears why hookd had disabled it."""
+    """Write all of `fields`; re-enabling a webhook clears why hookd had disabled it, and a new
+    URL or status ends a suspension. With `rotation` the secret is a rotated one."""
     active = fields.status == WebhookStatus.ACTIVE
+    fresh_start = or_(webhooks.c.url != fields.url, webhooks.c.status != fields.status.value)
+    rotated = {}
+    if rotation is not None:
+        rotated = {
+            "previous_secret": db.secrets.seal(rotation.previous_secret),
+            "previous_secret_until": rotation.until if rotation.previous_secret else None,
+        }
     row = (
         await conn.execute(
             update(webhooks)
             .where(webhooks.c.id == webhook_id)
             .values(
                 **_columns(db, fields),
+                **rotated,
                 updated_at=int(time.time()),
                 disabled_reason=None if active else webhooks.c.disabled_reason,
                 failing_since=None if active else webhooks.c.failing_since,
+                failures=case((fresh_start, 0), else_=webhooks.c.failures),
+                probe_at=case((fresh_start, None), else_=webhooks.c.probe_at),
             )
             .returning(*webhooks.c)
         )
@@ -171,9 +202,11 @@ async def update_webhook(
     return webhook_from_row(db, row, fields.topics)
 
 
-async def replace_webhook(db: Database, webhook_id: int, fields: WebhookFields) -> Webhook | None:
+async def replace_webhook(
+    db: Database, webhook_id: int, fields: WebhookFields, rotation: Rotation | None = None
+) -> Webhook | None:
     async with db.transaction() as conn:
-        return await update_webhook(db, conn, webhook_id, fields)
+        return await update_webhook(db, conn, webhook_id, fields, rotation)
 
 
 async def delete_webhook(db: Database, webhook_id: int) -> bool:

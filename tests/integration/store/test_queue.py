@@ -11,7 +11,7 @@ from hookd.store import webhooks
 from hookd.store.database import Database
 from hookd.store.deliveries import list_deliveries
 from hookd.store.events import NewEvent, publish
-from hookd.store.queue import Outcome, claim_due, record_outcomes
+from hookd.store.queue import Claimed, Outcome, claim_due, record_outcomes
 from hookd.store.retention import prune_finished
 
 NOW = 1_800_000_000.0
@@ -33,8 +33,11 @@ async def queue_deliveries(db: Database, count: int, hooks: int = 1) -> list[int
     return ids
 
 
-def outcome(delivery_id: int, webhook_id: int, state: str, attempt: int = 1) -> Outcome:
-    return Outcome(delivery_id, webhook_id, state, NOW + 60, attempt, NOW, 3.0, 500, "no", "x")
+def outcome(claimed: Claimed, state: str, attempt: int = 1) -> Outcome:
+    return Outcome(
+        claimed.id, claimed.webhook_id, state, NOW + 60, attempt, NOW, 3.0, 500, "no", "x",
+        claimed.lease,
+    )  # fmt: skip
 
 
 async def test_claims_carry_what_the_send_needs(db: Database) -> None:
@@ -85,8 +88,8 @@ async def test_outcomes_move_states_and_log_attempts(db: Database) -> None:
     a, b, c = sorted(await claim_due(db, 10, NOW, lease=30), key=lambda c: c.event_id)
     await record_outcomes(
         db,
-        [outcome(a.id, hook_id, "succeeded"), outcome(b.id, hook_id, "retrying"),
-         outcome(c.id, hook_id, "failed")],
+        [outcome(a, "succeeded"), outcome(b, "retrying"),
+         outcome(c, "failed")],
         NOW,
         disable_after=3600,
     )  # fmt: skip
@@ -104,9 +107,9 @@ async def test_outcomes_move_states_and_log_attempts(db: Database) -> None:
 async def test_a_webhook_failing_long_enough_is_disabled(db: Database) -> None:
     [hook_id] = await queue_deliveries(db, 2)
     first, second = await claim_due(db, 10, NOW, lease=30)
-    assert await record_outcomes(db, [outcome(first.id, hook_id, "failed")], NOW, 100) == []
-    disabled = await record_outcomes(db, [outcome(second.id, hook_id, "failed")], NOW + 100, 100)
-    assert disabled == [hook_id]
+    assert (await record_outcomes(db, [outcome(first, "failed")], NOW, 100)).disabled == []
+    recorded = await record_outcomes(db, [outcome(second, "failed")], NOW + 100, 100)
+    assert recorded.disabled == [hook_id]
     hook = await webhooks.get_webhook(db, hook_id, "device")
     assert hook is not None
     assert hook.status == "disabled"
@@ -114,18 +117,18 @@ async def test_a_webhook_failing_long_enough_is_disabled(db: Database) -> None:
 
 
 async def test_a_success_resets_the_failing_clock(db: Database) -> None:
-    [hook_id] = await queue_deliveries(db, 3)
+    await queue_deliveries(db, 3)
     one, two, three = await claim_due(db, 10, NOW, lease=30)
-    await record_outcomes(db, [outcome(one.id, hook_id, "failed")], NOW, 100)
-    await record_outcomes(db, [outcome(two.id, hook_id, "succeeded")], NOW + 50, 100)
-    assert await record_outcomes(db, [outcome(three.id, hook_id, "failed")], NOW + 120, 100) == []
+    await record_outcomes(db, [outcome(one, "failed")], NOW, 100)
+    await record_outcomes(db, [outcome(two, "succeeded")], NOW + 50, 100)
+    assert (await record_outcomes(db, [outcome(three, "failed")], NOW + 120, 100)).disabled == []
 
 
 async def test_pruning_deletes_only_old_finished_events(db: Database) -> None:
     [hook_id] = await queue_deliveries(db, 3)
     done, retrying = await claim_due(db, 2, NOW, lease=30)  # the third stays pending
     await record_outcomes(
-        db, [outcome(done.id, hook_id, "succeeded"), outcome(retrying.id, hook_id, "retrying")],
+        db, [outcome(done, "succeeded"), outcome(retrying, "retrying")],
         NOW, 3600,
     )  # fmt: skip
     assert await prune_finished(db, cutoff=NOW) == 0  # nothing is older than the cutoff

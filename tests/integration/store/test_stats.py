@@ -19,6 +19,7 @@ from hookd.store.schema import LATENCY_COLUMNS, deliveries, delivery_stats
 
 NOW = 1_800_000_000.0  # a whole minute: NOW // 60 * 60 == NOW
 MINUTE = int(NOW // 60)
+LEASE = 60.0
 
 
 async def queued(db: Database, count: int) -> int:
@@ -39,12 +40,13 @@ def outcome(delivery_id: int, hook: int, state: DeliveryState, ms: float | None)
         200 if state == DeliveryState.SUCCEEDED else 500,
         None,
         None,
+        lease=NOW + LEASE,  # what claim_due(…, NOW, LEASE) set
     )
 
 
 async def test_recorded_outcomes_are_counted_in_their_minute(db: Database) -> None:
     hook = await queued(db, 5)
-    claimed = await claim_due(db, 10, NOW, 60)
+    claimed = await claim_due(db, 10, NOW, LEASE)
     assert len(claimed) == 5
     await record_outcomes(
         db,
@@ -73,7 +75,7 @@ async def test_counts_are_written_by_the_process_a_moment_later(
 ) -> None:
     monkeypatch.setattr(stats, "WRITE_EVERY", 0.05)
     hook = await queued(db, 40)
-    claimed = await claim_due(db, 40, NOW, 60)
+    claimed = await claim_due(db, 40, NOW, LEASE)
     for start in range(0, 40, 2):
         await record_outcomes(
             db,
@@ -176,7 +178,7 @@ async def test_queue_depth_by_state_reads_at_most_the_cap(db: Database) -> None:
 async def test_a_webhooks_health_from_its_latest_deliveries(db: Database) -> None:
     hook = await queued(db, 6)
     other = await webhooks.create_webhook(db, "device", WebhookFields("http://y/", ("u",)))
-    claimed = sorted(await claim_due(db, 10, NOW, 60), key=lambda c: c.id)
+    claimed = sorted(await claim_due(db, 10, NOW, LEASE), key=lambda c: c.id)
     states = [DeliveryState.SUCCEEDED] * 4 + [DeliveryState.FAILED, DeliveryState.RETRYING]
     await record_outcomes(
         db,

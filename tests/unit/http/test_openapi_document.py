@@ -189,7 +189,7 @@ def test_the_repository_body_has_its_lengths(document: dict[str, Any]) -> None:
     assert repo_id["schema"]["pattern"] == "^[A-Za-z0-9._~-]{1,100}$"
 
 
-def test_the_device_entity_is_the_specifications_plus_uid_and_disabled_reason(
+def test_the_device_entity_is_the_specifications_plus_uid_and_the_delivery_controls(
     document: dict[str, Any],
 ) -> None:
     entity = document["components"]["schemas"]["DeviceWebhook"]
@@ -205,8 +205,9 @@ def test_the_device_entity_is_the_specifications_plus_uid_and_disabled_reason(
         "created_at",
         "updated_at",
     }
-    assert set(entity["properties"]) == specified | {"uid", "disabled_reason"}
-    assert set(entity["required"]) == specified | {"uid"}
+    added = {"uid", "rate_limit", "ordering", "health", "disabled_reason"}
+    assert set(entity["properties"]) == specified | added
+    assert set(entity["required"]) == specified | added
     assert entity["additionalProperties"] is False
 
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
 from hookd.dialects.device.event_types import KNOWN_EVENT_TYPES, EventTypeName
 from hookd.domain.errors import InvalidField
 from hookd.domain.signing import signing_key
-from hookd.domain.states import WebhookStatus
+from hookd.domain.states import Ordering, WebhookStatus
 from hookd.domain.validation import (
     HTTP_URL_SCHEMA,
     LINE_PATTERN,
@@ -78,7 +78,9 @@ HOOKD_HEADERS = frozenset(
     }
 )
 
-READ_ONLY_FIELDS = ("uid", "created_at", "updated_at", "disabled_reason")
+READ_ONLY_FIELDS = ("uid", "created_at", "updated_at", "disabled_reason", "health")
+# The most `rate_limit` may say (deliveries per second).
+MAX_RATE_LIMIT = 100_000
 
 
 def parse_custom_headers(text: str) -> dict[str, str]:
@@ -154,6 +156,22 @@ class DeviceWebhookSpec(BaseModel):
     description: Annotated[Text, Field(max_length=1000)] = ""
     event_types: Annotated[list[EventTypeName], EVENT_TYPES]
     max_retries: Annotated[int, Field(ge=0, le=5)] = 3
+    rate_limit: (
+        Annotated[
+            int,
+            Field(
+                ge=1,
+                le=MAX_RATE_LIMIT,
+                description="Deliveries per second at most, all workers together; null: none",
+            ),
+        ]
+        | None
+    ) = None
+    ordering: Annotated[
+        Ordering,
+        Strict(False),
+        Field(description="`fifo`: one delivery at a time, strictly in publish order"),
+    ] = Ordering.NONE
 
     @field_validator("url")
     @classmethod
@@ -194,6 +212,8 @@ class DeviceWebhookSpec(BaseModel):
             headers=self.headers,
             description=self.description,
             max_retries=self.max_retries,
+            rate_limit=self.rate_limit,
+            ordering=self.ordering,
         )
 
 
@@ -231,6 +251,58 @@ def patched_webhook(current: Webhook, patch: Any) -> DeviceWebhookSpec:
         "description": current.description,
         "event_types": list(current.topics),
         "max_retries": current.max_retries,
+        "rate_limit": current.rate_limit,
+        "ordering": current.ordering.value,
     }
     merged.update(patch)
     return parse_webhook(merged)
+
+
+# The latest `since` accepted (Unix seconds, the year 5138): beyond it a number is a mistake.
+MAX_SINCE = 100_000_000_000
+
+
+class RotateSpec(BaseModel):
+    """`POST …/secret/rotate`: the new secret, or none for a generated one."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, title="SecretRotation")
+
+    secret: Annotated[str, Field(min_length=16, max_length=128)] | None = None
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: str | None) -> str | None:
+        return DeviceWebhookSpec._secret(value)
+
+
+class SinceSpec(BaseModel):
+    """`POST …/replay` and `…/recover`: from when."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, title="Since")
+
+    since: Annotated[
+        float, Strict(False), Field(description="Unix seconds", json_schema_extra={"minimum": 0})
+    ]
+
+    @field_validator("since", mode="before")
+    @classmethod
+    def _since(cls, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError("must be a number of Unix seconds")
+        if not 0 <= value <= MAX_SINCE:
+            raise ValueError(f"must be between 0 and {MAX_SINCE}")
+        return float(value)
+
+
+def parse_rotation(body: Any) -> str | None:
+    """The secret a rotation asks for (None: generate one)."""
+    return validated(RotateSpec, body, "secret rotation").secret
+
+
+def parse_since(body: Any) -> float:
+    return float(validated(SinceSpec, body, "request").since)
+
+
+def parse_webhook_fields(current: Webhook, secret: str) -> WebhookFields:
+    """`current` as it is, with a new secret."""
+    return patched_webhook(current, {"secret": secret}).to_fields(secret)

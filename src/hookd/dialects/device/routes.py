@@ -15,7 +15,12 @@ from hookd.dialects.device.fields import (
     NAME,
     DeviceWebhookPatch,
     DeviceWebhookSpec,
+    RotateSpec,
+    SinceSpec,
+    parse_rotation,
+    parse_since,
     parse_webhook,
+    parse_webhook_fields,
     patched_webhook,
 )
 from hookd.dialects.device.views import (
@@ -24,7 +29,9 @@ from hookd.dialects.device.views import (
     DeviceWebhook,
     DeviceWebhookList,
     EventTypeList,
+    NewSecret,
     Published,
+    Queued,
     WebhookTestResult,
     delivery_view,
     webhook_entity,
@@ -35,11 +42,12 @@ from hookd.domain.states import DeliveryState
 from hookd.domain.validation import parse_id
 from hookd.domain.webhook import Webhook
 from hookd.http.auth import Admin, AnyUser, Hookd
-from hookd.http.body import read_json, read_json_object
+from hookd.http.body import read_json, read_json_object, read_optional_json_object
 from hookd.http.dialect import Dialect
 from hookd.http.errors import ApiError, Error
 from hookd.http.openapi import errors, operation
 from hookd.http.responses import Json
+from hookd.http.services import Services
 from hookd.store import deliveries as delivery_log
 from hookd.store import webhooks as store
 from hookd.store.database import Database
@@ -139,7 +147,10 @@ async def get_webhook(uid: Uid, _: Admin, hookd: Hookd) -> Json:
 async def replace_webhook(uid: Uid, request: Request, _: Admin, hookd: Hookd) -> Json:
     current = await device_webhook(hookd.db, uid)
     spec = parse_webhook(await read_json_object(request))
-    updated = await store.replace_webhook(hookd.db, current.id, spec.to_fields(current.secret))
+    fields = spec.to_fields(current.secret)
+    updated = await store.replace_webhook(
+        hookd.db, current.id, fields, _rotation(hookd, current, fields.secret)
+    )
     if updated is None:
         raise wrong_uid()
     return Json(webhook_entity(updated))
@@ -156,10 +167,74 @@ async def replace_webhook(uid: Uid, request: Request, _: Admin, hookd: Hookd) ->
 async def patch_webhook(uid: Uid, request: Request, _: Admin, hookd: Hookd) -> Json:
     current = await device_webhook(hookd.db, uid)
     spec = patched_webhook(current, await read_json_object(request))
-    updated = await store.replace_webhook(hookd.db, current.id, spec.to_fields(current.secret))
+    fields = spec.to_fields(current.secret)
+    updated = await store.replace_webhook(
+        hookd.db, current.id, fields, _rotation(hookd, current, fields.secret)
+    )
     if updated is None:
         raise wrong_uid()
     return Json(webhook_entity(updated))
+
+
+def _rotation(hookd: Services, current: Webhook, secret: str | None) -> store.Rotation | None:
+    """A changed secret is a rotation: the old one keeps signing for the grace period."""
+    if secret == current.secret:
+        return None
+    return store.Rotation(current.secret, time.time() + hookd.settings.secret_grace)
+
+
+@router.post(
+    "/webhooks/{uid}/secret/rotate",
+    summary="Give the webhook a new secret; the old one keeps signing for HOOKD_SECRET_GRACE",
+    tags=[WEBHOOKS],
+    response_model=NewSecret,
+    responses=ADMIN_WRITES,
+    openapi_extra=operation(body=RotateSpec, body_required=False),
+)
+async def rotate_secret(uid: Uid, request: Request, _: Admin, hookd: Hookd) -> Json:
+    current = await device_webhook(hookd.db, uid)
+    given = parse_rotation(await read_optional_json_object(request))
+    secret = given or generate_secret()
+    fields = parse_webhook_fields(current, secret)
+    updated = await store.replace_webhook(
+        hookd.db, current.id, fields, _rotation(hookd, current, secret)
+    )
+    if updated is None:
+        raise wrong_uid()
+    return Json({"secret": secret})
+
+
+@router.post(
+    "/webhooks/{uid}/replay",
+    status_code=202,
+    summary="Queue every stored event of the webhook's types since a time that it has not "
+    "received successfully",
+    tags=[WEBHOOKS],
+    response_model=Queued,
+    responses=ADMIN_WRITES,
+    openapi_extra=operation(body=SinceSpec),
+)
+async def replay_webhook(uid: Uid, request: Request, _: Admin, hookd: Hookd) -> Json:
+    webhook = await device_webhook(hookd.db, uid)
+    since = parse_since(await read_json_object(request))
+    queued = await delivery_log.replay(hookd.db, webhook.id, webhook.topics, since, time.time())
+    return Json({"queued": queued}, status_code=202)
+
+
+@router.post(
+    "/webhooks/{uid}/recover",
+    status_code=202,
+    summary="Send every failed delivery of the webhook since a time again",
+    tags=[WEBHOOKS],
+    response_model=Queued,
+    responses=ADMIN_WRITES,
+    openapi_extra=operation(body=SinceSpec),
+)
+async def recover_webhook(uid: Uid, request: Request, _: Admin, hookd: Hookd) -> Json:
+    webhook = await device_webhook(hookd.db, uid)
+    since = parse_since(await read_json_object(request))
+    queued = await delivery_log.recover(hookd.db, webhook.id, since, time.time())
+    return Json({"queued": queued}, status_code=202)
 
 
 @router.delete(

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from hookd.dialects.device.event_types import EventTypeName
-from hookd.domain.states import DeliveryState, WebhookStatus
+from hookd.domain.states import DeliveryState, Ordering, WebhookHealth, WebhookStatus
 from hookd.domain.validation import HTTP_URL_SCHEMA
 from hookd.domain.webhook import Webhook
 from hookd.http.openapi import Answer
@@ -30,11 +30,30 @@ class DeviceWebhook(Answer):
     description: str
     event_types: list[EventTypeName]
     max_retries: int
+    rate_limit: int | None = Field(
+        description="Deliveries per second at most, all workers together; null: none"
+    )
+    ordering: Ordering = Field(description="`fifo`: one at a time, strictly in publish order")
+    health: WebhookHealth = Field(
+        description="`suspended` while every attempt fails: one probe at a time until one succeeds"
+    )
+    disabled_reason: str | None = Field(
+        description="Why hookd disabled the webhook (auto-disable, 410 Gone); null otherwise"
+    )
     created_at: UnixSeconds
     updated_at: UnixSeconds
-    disabled_reason: str | None = Field(
-        None, description="Why hookd disabled the webhook; absent otherwise"
-    )
+
+
+class NewSecret(Answer):
+    """The webhook's new secret; the previous one keeps signing for HOOKD_SECRET_GRACE."""
+
+    secret: str
+
+
+class Queued(Answer):
+    """How many deliveries were queued."""
+
+    queued: int = Field(ge=0)
 
 
 class DeviceWebhookList(Answer):
@@ -95,7 +114,8 @@ class DeliveryList(Answer):
 
 
 def webhook_entity(webhook: Webhook) -> dict[str, Any]:
-    """The specification's webhook entity, plus `uid` (and the reason when hookd disabled it)."""
+    """The specification's webhook entity, plus `uid` and the delivery controls (`rate_limit`,
+    `ordering`, and read-only `health` and `disabled_reason`)."""
     entity: dict[str, Any] = {
         "uid": webhook.id,
         "url": webhook.url,
@@ -106,11 +126,13 @@ def webhook_entity(webhook: Webhook) -> dict[str, Any]:
         "description": webhook.description,
         "event_types": list(webhook.topics),
         "max_retries": webhook.max_retries,
+        "rate_limit": webhook.rate_limit,
+        "ordering": webhook.ordering.value,
+        "health": webhook.health.value,
+        "disabled_reason": webhook.disabled_reason,
         "created_at": webhook.created_at,
         "updated_at": webhook.updated_at,
     }
-    if webhook.disabled_reason:
-        entity["disabled_reason"] = webhook.disabled_reason
     return entity
 
 

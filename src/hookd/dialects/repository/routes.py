@@ -75,7 +75,7 @@ from hookd.dialects.repository.views import (
     webhook_resource,
 )
 from hookd.http.auth import Admin, AnyUser, Hookd, current_user
-from hookd.http.body import read_json
+from hookd.http.body import read_json, read_optional_json
 from hookd.http.dialect import Dialect
 from hookd.http.errors import ApiError
 from hookd.http.hal import HAL, Negotiated, Resource, negotiated, wants_hal
@@ -441,14 +441,6 @@ async def authorized_event(
     return found
 
 
-async def _trigger_body(request: Request) -> Any:
-    """A trigger may come without a body (as `curl -X POST` sends it): that is `{}`."""
-    headers = request.headers
-    if "transfer-encoding" not in headers and headers.get("content-length", "0") == "0":
-        return {}
-    return await read_json(request)
-
-
 @router.post(
     "/{repoId}/events/{id}/trigger",
     summary="Fire the event",
@@ -476,7 +468,7 @@ async def trigger(repository_id: RepoId, event_id: EventId, request: Request) ->
     view = await negotiated(request)
     repository, event = found.repository, found.event
     assert event is not None
-    spec = parse_trigger(await _trigger_body(request))
+    spec = parse_trigger(await read_optional_json(request))
     now = time.time()
     [fired] = publishing.prepare(
         [draft(repository, event, spec)], now, hookd.settings.max_event_bytes

@@ -25,6 +25,8 @@ SPEC_FIELDS = {
     "created_at",
     "updated_at",
 }
+# hookd's delivery controls, beside the specification's fields.
+CONTROL_FIELDS = {"rate_limit", "ordering", "health", "disabled_reason"}
 FULL: dict[str, Any] = {
     "url": "https://127.0.0.1:9/full?x=1",
     "secret": "f" * 40,
@@ -41,6 +43,10 @@ DEFAULTS = {
     "headers": "{}",
     "description": "",
     "max_retries": 3,
+    "rate_limit": None,
+    "ordering": "none",
+    "health": "ok",
+    "disabled_reason": None,
 }
 
 
@@ -87,7 +93,7 @@ def assert_recent(timestamp: Any) -> None:
 
 async def test_create_returns_the_entity_with_uid_and_timestamps(api: Api) -> None:
     created = await create(api, FULL)
-    assert set(created) == SPEC_FIELDS | {"uid"}
+    assert set(created) == SPEC_FIELDS | CONTROL_FIELDS | {"uid"}
     assert {key: created[key] for key in FULL} == FULL
     assert isinstance(created["uid"], int) and created["uid"] >= 1
     assert_recent(created["created_at"])

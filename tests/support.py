@@ -285,10 +285,9 @@ def hookd(
         env=env if env is not None else environment(),
         capture_output=True,
         text=True,
-        input=stdin,
-        stdin=subprocess.DEVNULL if stdin is None else None,
         timeout=timeout,
         check=False,
+        **({"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}),
     )
 
 
@@ -510,3 +509,127 @@ async def console_client(
         answer = await console_login(client, username, password)
         assert answer.status_code == 303, answer.text
         yield client
+
+
+# --- a store that goes away ----------------------------------------------------------------------
+
+
+class TcpProxy:
+    """A TCP forwarder on 127.0.0.1 in front of another loopback port, that can be stopped (every
+    connection through it is cut, new ones are refused) and started again on the same port: a
+    PostgreSQL server that goes away and comes back, without touching the real one."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self._server: asyncio.Server | None = None
+        self._open: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._forward, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._open):
+            writer.transport.abort()
+        self._open.clear()
+
+    async def _forward(
+        self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
+    ) -> None:
+        try:
+            server_r, server_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            client_w.transport.abort()
+            return
+        self._open.update((client_w, server_w))
+
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            except (OSError, asyncio.CancelledError):
+                pass
+            finally:
+                writer.transport.abort()
+                self._open.discard(writer)
+
+        await asyncio.gather(pipe(client_r, server_w), pipe(server_r, client_w))
+
+
+def through_proxy(url: str, proxy: TcpProxy) -> str:
+    """A PostgreSQL URL `url` reached through `proxy` instead."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url).set(host="127.0.0.1", port=proxy.port)
+    return parsed.render_as_string(hide_password=False)
+
+
+class FailingWrites:
+    """Makes every write statement of a SQLite store fail as a full disk fails it ("database or
+    disk is full"), while reads go on working: a fault injected into the store's engine."""
+
+    WRITES = ("INSERT", "UPDATE", "DELETE", "PRAGMA USER_VERSION =")
+
+    def __init__(self, db: Database) -> None:
+        import sqlite3
+
+        from sqlalchemy import event
+
+        self.failing = False
+
+        def before(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if self.failing and statement.lstrip().upper().startswith(self.WRITES):
+                raise sqlite3.OperationalError("database or disk is full")
+
+        event.listen(db.engine.sync_engine, "before_cursor_execute", before)
+
+
+# --- hookd behind a real server -------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def served_api(settings: Settings) -> AsyncIterator[Api]:
+    """hookd served by uvicorn with its own protocol and limits (as `hookd serve` runs it) on
+    127.0.0.1, in this event loop; the Api's client talks to it over TCP."""
+    import uvicorn
+
+    from hookd.http.server import ServerLimits, protocol
+
+    database = Database(settings.database_url, pool_size=1)
+    for name, password, role in (
+        ("admin", ADMIN_PASSWORD, "admin"),
+        ("user", USER_PASSWORD, "user"),
+    ):
+        if await accounts.find_login(database, name) is None:
+            await accounts.create_user(database, name, hash_password(password), role)
+    await database.close()
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings, run_worker=True),
+        host="127.0.0.1",
+        port=port,
+        http=protocol(ServerLimits.of(settings)),
+        ws="none",
+        log_level="warning",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            assert not task.done(), "the server stopped"
+            await asyncio.sleep(0.02)
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            admin = await login(client, "admin", ADMIN_PASSWORD)
+            user = await login(client, "user", USER_PASSWORD)
+            yield Api(client, admin, user, settings)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 60)

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from hookd import __version__
 from hookd.config import Settings
 from hookd.console.routes import CONSOLE
-from hookd.delivery.chain import CallLog
+from hookd.delivery.chain import CallLog, Validator
 from hookd.delivery.sender import Sender
 from hookd.delivery.ssrf import TargetGuard
 from hookd.delivery.worker import Worker
@@ -21,8 +21,10 @@ from hookd.dialects.repository.routes import REPOSITORY
 from hookd.http import auth, docs, health, openapi
 from hookd.http.dialect import Dialect
 from hookd.http.errors import ErrorShapes, install_error_handlers
+from hookd.http.limits import RequestLimits, body_ceiling
+from hookd.http.logins import LoginGuard
 from hookd.http.services import Services
-from hookd.store import stats
+from hookd.store import keyring, stats
 from hookd.store.database import Database
 from hookd.store.migrate import schema_problem
 
@@ -34,7 +36,7 @@ hookd delivers events to webhooks over HTTP: signed, within a timeout, retried, 
 Log in with `POST /api/v1/login`, then send `Authorization: Bearer <token>` on every call.
 """
 
-# Connections of the client that makes the calls a request waits for (test sends, validation).
+# Connections of the client that makes the test sends a request waits for.
 SYNCHRONOUS_CONNECTIONS = 64
 
 
@@ -50,11 +52,32 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
         if problem:
             await db.close()
             raise SchemaOutOfDate(problem)
+        await keyring.unlock(db)
         guard = TargetGuard(settings.allow_networks, enabled=settings.ssrf_guard)
         sender = Sender(guard, connections=SYNCHRONOUS_CONNECTIONS)
         await sender.open()
+        validator = Validator(
+            Sender(guard, connections=settings.validation_connections),
+            per_group=settings.validation_per_repository,
+            deadline=settings.validation_deadline,
+        )
+        await validator.sender.open()
         call_log = CallLog(db)
-        app.state.services = Services(settings=settings, db=db, sender=sender, call_log=call_log)
+        logins = LoginGuard(
+            per_user=settings.login_failures_per_user,
+            per_address=settings.login_failures_per_address,
+            window=settings.login_window,
+            threads=settings.password_threads,
+            queue=settings.password_queue,
+        )
+        app.state.services = Services(
+            settings=settings,
+            db=db,
+            sender=sender,
+            validator=validator,
+            call_log=call_log,
+            logins=logins,
+        )
         worker = Worker(db, settings) if run_worker else None
         worker_task = asyncio.create_task(worker.run()) if worker else None
         try:
@@ -67,6 +90,8 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
                     await asyncio.wait_for(worker_task, timeout=35)
             await stats.write(db)  # the overview's last second of counts
             await sender.close()
+            await validator.sender.close()
+            logins.close()
             await db.close()
 
     app = FastAPI(
@@ -82,6 +107,13 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
         + [(prefix, CONSOLE.error_shape) for prefix in CONSOLE.path_prefixes]
     )
     install_error_handlers(app, shapes)
+    app.add_middleware(
+        RequestLimits,
+        shapes=shapes,
+        max_url_bytes=settings.max_url_bytes,
+        max_header_bytes=settings.max_header_bytes,
+        max_body_bytes=body_ceiling(settings),
+    )
     app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
     docs.mount(app)
     app.include_router(health.router)

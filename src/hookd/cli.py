@@ -166,6 +166,7 @@ def serve(
     import uvicorn
 
     from hookd.app import create_app
+    from hookd.http.server import ServerLimits, protocol
     from hookd.listening import CannotListen, bind
 
     lock = _lock_store(settings, "serve")
@@ -185,7 +186,9 @@ def serve(
         host=settings.host,
         port=settings.port,
         loop="uvloop" if "uvloop" in sys.modules or _has_uvloop() else "asyncio",
-        http="httptools",
+        # httptools within hookd's limits on heads, bodies, deadlines and connections.
+        http=protocol(ServerLimits.of(settings)),
+        ws="none",
         access_log=False,
         log_level="info",
         timeout_graceful_shutdown=40,
@@ -206,7 +209,7 @@ def _has_uvloop() -> bool:
 def worker() -> None:
     """Run a delivery worker alone (any number may share one PostgreSQL database)."""
     from hookd.delivery.worker import Worker
-    from hookd.store import stats
+    from hookd.store import keyring, stats
     from hookd.store.database import Database
 
     settings = _settings()
@@ -216,6 +219,7 @@ def worker() -> None:
 
     async def run() -> None:
         db = Database(settings.database_url, secret_key=settings.secret_key)
+        await keyring.unlock(db)
         delivery_worker = Worker(db, settings)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -265,8 +269,16 @@ def user_add(
     name: UserName,
     role: Annotated[str, typer.Option(help="admin or user.")] = "user",
     password: Annotated[
-        str | None, typer.Option(help="The password; prompted for when not given.")
+        str | None,
+        typer.Option(
+            help="The password (other users of the machine can see it in the process list: "
+            "prefer the prompt or --password-stdin); prompted for when not given."
+        ),
     ] = None,
+    password_stdin: Annotated[
+        bool,
+        typer.Option("--password-stdin", help="Read the password from the first line of stdin."),
+    ] = False,
     generate: Annotated[
         bool, typer.Option("--generate", help="Generate a password and print it.")
     ] = False,
@@ -280,6 +292,11 @@ def user_add(
         raise _fail(f"--role must be one of {', '.join(ROLES)}")
     if not name.strip() or len(name) > 150:
         raise _fail("the username must be 1 to 150 characters")
+    if password is not None and password_stdin:
+        raise _fail("give --password or --password-stdin, not both")
+    given_in_the_open = password is not None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
     settings = _settings()
     _prepare(settings, first_start=False)
     shown = None
@@ -303,6 +320,14 @@ def user_add(
     except accounts.UsernameTaken:
         raise _fail(f"a user named {name!r} exists already") from None
     console.print(f"Created {role} [bold]{name}[/].", highlight=False)
+    if given_in_the_open:
+        errors.print(
+            "hookd: warning: a password given with --password can be read by other users of "
+            "this machine in the process list; prefer the prompt or --password-stdin",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     if shown:
         console.print(f"Password: [bold]{shown}[/] (shown only this once)")
 

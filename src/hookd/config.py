@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
@@ -42,6 +42,10 @@ def sqlite_path(url: str) -> Path:
             "give a file, e.g. sqlite:///./var/hookd.db"
         )
     return Path(path)
+
+
+# A publish request holds at least one event's body and the JSON around it.
+_ENVELOPE_BYTES = 1024
 
 
 class SettingsError(Exception):
@@ -82,6 +86,29 @@ class Settings(BaseSettings):
     # How long deliveries are signed with the previous secret too, after a rotation.
     secret_grace: Annotated[float, NoDecode] = 24 * 3600.0
 
+    # Requests, as the server reads them (see the README's Security section).
+    max_header_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
+    max_url_bytes: int = Field(8 * 1024, ge=256, le=1024 * 1024)
+    # The body of a publish request (many events), and of every other request.
+    max_publish_bytes: int = Field(4 * 1024 * 1024, ge=2048)
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    header_timeout: Annotated[float, NoDecode] = 10.0
+    body_timeout: Annotated[float, NoDecode] = 30.0
+    max_connections: int = Field(1000, ge=1, le=1_000_000)
+    max_requests: int = Field(500, ge=1, le=1_000_000)
+
+    # Logins.
+    login_failures_per_user: int = Field(10, ge=1, le=1_000_000)
+    login_failures_per_address: int = Field(30, ge=1, le=1_000_000)
+    login_window: Annotated[float, NoDecode] = 300.0
+    password_threads: int = Field(1, ge=1, le=256)
+    password_queue: int = Field(16, ge=0, le=100_000)
+
+    # Validation hooks (the repository dialect's blocking events).
+    validation_connections: int = Field(100, ge=1, le=100_000)
+    validation_per_repository: int = Field(10, ge=1, le=100_000)
+    validation_deadline: Annotated[float, NoDecode] = 10.0
+
     @field_validator("allow_targets", mode="before")
     @classmethod
     def _parse_allow_targets(cls, value: object) -> tuple[str, ...]:
@@ -121,6 +148,10 @@ class Settings(BaseSettings):
         "worker_lease",
         "retention",
         "secret_grace",
+        "header_timeout",
+        "body_timeout",
+        "login_window",
+        "validation_deadline",
         mode="before",
     )
     @classmethod
@@ -128,6 +159,22 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return parse_duration(value)
         return float(value)  # type: ignore[arg-type]
+
+    @field_validator("header_timeout", "body_timeout", "login_window", "validation_deadline")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be longer than 0")
+        return value
+
+    @model_validator(mode="after")
+    def _publish_holds_an_event(self) -> Settings:
+        if self.max_publish_bytes < self.max_event_bytes + _ENVELOPE_BYTES:
+            raise ValueError(
+                f"max_publish_bytes: must leave room for one event of HOOKD_MAX_EVENT_BYTES "
+                f"({self.max_event_bytes} + {_ENVELOPE_BYTES} bytes at least)"
+            )
+        return self
 
     @field_validator("database_url")
     @classmethod
@@ -160,14 +207,24 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         error = exc.errors()[0]
-        field = str(error["loc"][0]) if error["loc"] else "?"
         message = error["msg"].removeprefix("Value error, ")
+        if error["loc"]:
+            field = str(error["loc"][0])
+        else:  # a rule of several settings names the one it is about
+            field, _, message = message.partition(": ")
         raise SettingsError(f"HOOKD_{field.upper()}: {message}") from None
 
 
 PREFIX = "HOOKD_"
 # Read by hookd's test suite, not by hookd.
-NOT_SETTINGS = frozenset({"HOOKD_TEST_DATABASE_URL", "HOOKD_REQUIRE_POSTGRES"})
+NOT_SETTINGS = frozenset(
+    {
+        "HOOKD_TEST_DATABASE_URL",
+        "HOOKD_REQUIRE_POSTGRES",
+        "HOOKD_REQUIRE_CHROMIUM",
+        "HOOKD_CONSOLE_SCREENSHOTS",
+    }
+)
 
 
 def setting_names() -> list[str]:

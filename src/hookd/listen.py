@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -16,6 +17,17 @@ from hookd.listening import CannotListen, cannot_listen
 BODY_PREVIEW_CHARS = 2048
 # Above hookd's 1 MiB event limit, so the envelope around a maximal event still fits.
 MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+# Control characters but line breaks and tabs: C0, DEL and C1 (ESC starts terminal escape
+# sequences; C1's CSI does on some terminals).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def neutralised(text: str) -> str:
+    """`text` with every control character that a terminal could act on shown as `\\xNN`:
+    what a sender puts in a delivery must not move the cursor, retitle or clear the terminal."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
 
 
 def signature_status(key: bytes | None, headers: Mapping[str, str], body: bytes) -> str:
@@ -52,7 +64,8 @@ def _preview(body: bytes) -> tuple[str, str | None]:
 
 
 def _field(name: str, value: str | None, style: str = "") -> Text:
-    return Text.assemble((f"{name}: ", "bold"), (value if value is not None else "-", style))
+    shown = neutralised(value) if value is not None else "-"
+    return Text.assemble((f"{name}: ", "bold"), (shown, style))
 
 
 def print_delivery(
@@ -61,12 +74,12 @@ def print_delivery(
     """Print one block describing a received delivery and its signature `status`."""
     preview, event_type = _preview(body)
     status_style = "green" if status == "valid" else "red" if status.startswith("INVALID") else ""
-    console.rule(Text(f"{datetime.now():%H:%M:%S}  POST {path}"), align="left")
+    console.rule(Text(f"{datetime.now():%H:%M:%S}  POST {neutralised(path)}"), align="left")
     console.print(_field("webhook-id", headers.get("webhook-id")))
     console.print(_field("attempt", headers.get("X-Hookd-Attempt")))
     console.print(_field("type", event_type))
     console.print(_field("signature", status, status_style))
-    console.print(preview, markup=False, highlight=True)
+    console.print(neutralised(preview), markup=False, highlight=True)
 
 
 def make_app(secret: str | None, console: Console) -> web.Application:

@@ -30,8 +30,9 @@ class Draft:
     data: dict[str, Any] = field(default_factory=dict)
     # The publisher's own id for the event: also its idempotency key.
     id: str | None = None
-    # Where a given id is unique: None for everywhere, else (say) one of the dialect's events.
-    id_scope: str | None = None
+    # Where a given id is unique, as the dialect sees it: the dialect's name, or (say) one of
+    # its events. Keys are scoped to the producer as well (see `idempotency_key`).
+    id_scope: str = ""
     category: str | None = None
     # Fields a dialect adds to the delivery body.
     context: Mapping[str, str] | None = None
@@ -39,15 +40,21 @@ class Draft:
     field: str = "body"
 
 
-def idempotency_key(draft: Draft) -> str | None:
-    if draft.id is None or draft.id_scope is None:
-        return draft.id
-    scoped = f"{draft.id_scope}\x00{draft.id}".encode()
-    return f"s:{hashlib.sha256(scoped).hexdigest()}"
+def idempotency_key(draft: Draft, producer: str) -> str | None:
+    """The key under which a publisher's event id is remembered for 24 h: the id within the
+    dialect's scope and the `producer`'s account, so that an id used by one producer, or in
+    one dialect, never silences another's event."""
+    if draft.id is None:
+        return None
+    scoped = "\x00".join((producer, draft.id_scope, draft.id)).encode()
+    return f"k:{hashlib.sha256(scoped).hexdigest()}"
 
 
-def prepare(drafts: Sequence[Draft], now: float, max_event_bytes: int) -> list[NewEvent]:
-    """Each draft as an event to store: its id, its delivery body within the size limit."""
+def prepare(
+    drafts: Sequence[Draft], now: float, max_event_bytes: int, *, producer: str
+) -> list[NewEvent]:
+    """Each draft as an event to store: its id, its delivery body within the size limit.
+    `producer` names the account publishing (an idempotency key is its own)."""
     created_at = rfc3339(now)
     prepared = []
     for draft in drafts:
@@ -67,7 +74,7 @@ def prepare(drafts: Sequence[Draft], now: float, max_event_bytes: int) -> list[N
                 event_id,
                 draft.topic,
                 body,
-                idempotency_key=idempotency_key(draft),
+                idempotency_key=idempotency_key(draft, producer),
                 category=draft.category,
             )
         )
@@ -83,6 +90,11 @@ async def publish_prepared(db: Database, events: list[NewEvent], now: float) -> 
 
 
 async def publish(
-    db: Database, drafts: Sequence[Draft], now: float, max_event_bytes: int
+    db: Database, drafts: Sequence[Draft], now: float, max_event_bytes: int, *, producer: str
 ) -> list[Published]:
-    return await publish_prepared(db, prepare(drafts, now, max_event_bytes), now)
+    return await publish_prepared(db, prepare(drafts, now, max_event_bytes, producer=producer), now)
+
+
+def user_producer(user_id: int) -> str:
+    """The producer an authenticated user publishes as."""
+    return f"user:{user_id}"

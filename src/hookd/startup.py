@@ -10,7 +10,7 @@ from typing import IO
 
 from hookd.config import Settings, sqlite_path
 from hookd.domain.credentials import generate_password, hash_password
-from hookd.store import accounts, migrate, webhooks
+from hookd.store import accounts, keyring, migrate
 from hookd.store.database import Database
 from hookd.store.secret_box import SecretKeyError
 
@@ -98,7 +98,8 @@ async def prepare_store(settings: Settings, *, first_start: bool) -> Prepared:
         if problem:
             raise StartupError(problem)
         try:
-            await webhooks.check_sealed_secrets(db)
+            await keyring.unlock(db)
+            await keyring.seal_stored_secrets(db)
         except SecretKeyError as exc:
             raise StartupError(str(exc)) from None
         if not first_start:

@@ -295,3 +295,22 @@ async def test_prune_deletes_old_finished_events_now(tmp_path: Path) -> None:
     assert rows(database, "SELECT event_seq FROM deliveries") == [(2,)]
     bad = hookd(tmp_path, "prune", "--older-than", "soon", env=env)
     assert_one_line_error(bad, "--older-than")
+
+
+async def test_user_add_reads_the_password_from_stdin_and_warns_about_the_option(
+    tmp_path: Path,
+) -> None:
+    env = await migrated(tmp_path)
+    added = hookd(
+        tmp_path, "user", "add", "erin", "--password-stdin", env=env,
+        stdin="from stdin, kept out of ps\n",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert added.stderr == ""
+    response = await login(env["HOOKD_DATABASE_URL"], "erin", "from stdin, kept out of ps")
+    assert response.status_code == 200, response.text
+
+    on_the_command_line = hookd(tmp_path, "user", "add", "fred", "--password", "pw", env=env)
+    assert on_the_command_line.returncode == 0, on_the_command_line.stderr
+    assert "warning" in on_the_command_line.stderr
+    assert "--password-stdin" in on_the_command_line.stderr

@@ -3,6 +3,7 @@ prints its generated password once, and serves on the port it is given."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import subprocess
@@ -197,3 +198,68 @@ async def test_an_admin_password_given_after_the_first_start_is_said_to_be_ignor
         "the store has no users yet; change a password with `hookd user set-password NAME` "
         "and unset the variable"
     ]
+
+
+def raw_exchange(port: int, request: bytes, *, timeout: float = 10.0) -> tuple[bytes, float]:
+    """Send `request` on a new connection; what came back until the server closed it, and how
+    long that took."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        with contextlib.suppress(OSError):  # the server may answer and close mid-request
+            sock.sendall(request)
+        received = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                received += chunk
+    return received, time.monotonic() - started
+
+
+def test_serve_keeps_its_request_limits(serve: Serve, tmp_path: Path) -> None:
+    port = free_port()
+    process = serve.start(
+        port,
+        1,
+        "--no-worker",
+        HOOKD_DATABASE_URL=f"sqlite:///{tmp_path}/limits.db",
+        HOOKD_ADMIN_PASSWORD="given-password-1",
+        HOOKD_HEADER_TIMEOUT="1s",
+    )
+    assert wait_healthy(f"http://127.0.0.1:{port}", process).status_code == 200
+
+    # An 8 MB Accept header on a repository path, without logging in.
+    huge = b"GET /r/x HTTP/1.1\r\nHost: h\r\nAccept: " + b"a/b;q=0.5, " * 800_000 + b"\r\n\r\n"
+    answer, _ = raw_exchange(port, huge)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+
+    # A request head sent slowly is cut off after HOOKD_HEADER_TIMEOUT.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: h\r\nX-Slow: ")
+        started = time.monotonic()
+        received = b""
+        for _ in range(20):
+            time.sleep(0.25)
+            with contextlib.suppress(OSError):
+                sock.sendall(b"a")
+            sock.settimeout(0.01)
+            with contextlib.suppress(TimeoutError, OSError):
+                received += sock.recv(65536)
+            if received:
+                break
+        assert received.startswith(b"HTTP/1.1 408 "), received[:200]
+        assert time.monotonic() - started < 3
+
+    # A publish larger than HOOKD_MAX_PUBLISH_BYTES is refused before it is read.
+    login = httpx.post(
+        f"http://127.0.0.1:{port}/api/v1/login",
+        json={"username": "admin", "password": "given-password-1"},
+        timeout=10,
+    )
+    token = login.json()["token"]
+    big = (
+        b"POST /api/v1/events HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {token}\r\nContent-Length: {32 * 1024 * 1024}\r\n\r\n".encode()
+        + b"[" * 65536
+    )
+    answer, _ = raw_exchange(port, big)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+    assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200

@@ -174,3 +174,16 @@ async def test_a_port_in_use_is_one_line_saying_what_to_do() -> None:
         f"port {port} on 127.0.0.1 is in use by another program; stop it or choose another --port"
     )
     assert out.getvalue() == "", "nothing is announced"
+
+
+async def test_terminal_escape_codes_are_shown_not_obeyed(listener: Listener) -> None:
+    client, out = listener
+    text = "\x1b]0;retitled\x07\x1b[2Jcleared\rover\x9b31m".encode()
+    await client.post("/hooks/plain", data=text, headers=_delivery(SECRET, text))
+    typed = orjson.dumps({"type": "\x1b[31mred", "data": {}})
+    await client.post("/hooks/typed", data=typed, headers=_delivery(SECRET, typed))
+
+    printed = out.getvalue()
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", printed), repr(printed)
+    assert "\\x1b]0;retitled\\x07\\x1b[2Jcleared\\x0dover\\x9b31m" in printed
+    assert "type: \\x1b[31mred" in printed

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import RedirectResponse, Response
 
 from hookd.console.render import page
-from hookd.http.auth import authenticate, issue_token, revoke, user_for_token
+from hookd.http.auth import authenticate, client, issue_token, revoke, user_for_token
 from hookd.http.errors import ApiError, admin_required
 from hookd.http.services import Services, services
 from hookd.store.accounts import User
@@ -200,7 +200,7 @@ async def log_in(request: Request, hookd: Hookd) -> Response:
             error="The login form had expired (or cookies are off): please log in again.",
             status=403,
         )
-    user = await authenticate(hookd, form.get("username"), form.get("password"))
+    user = await authenticate(hookd, form.get("username"), form.get("password"), client(request))
     if user is None:
         return _login_page(
             request,

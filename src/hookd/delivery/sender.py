@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -52,10 +53,18 @@ class Result:
     body: str | None = None
     error: str | None = None
     retry_after: float | None = None
+    # The error without the addresses and host names it may name (for callers who are not
+    # administrators); None when `error` names none.
+    error_summary: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None and self.status_code is not None and 200 <= self.status_code < 300
+
+    @property
+    def public_error(self) -> str | None:
+        """The error as anyone may see it: what went wrong, not which address was involved."""
+        return self.error_summary or self.error
 
 
 def refused(reason: str) -> str:
@@ -125,23 +134,44 @@ async def _read_answer(response: aiohttp.ClientResponse) -> bytes:
     return bytes(kept)
 
 
+SSRF_REFUSAL = "refused by the SSRF guard"
+CONNECTION_FAILED = "connection failed"
+NOT_MADE = "the request could not be made"
+
+
+def _failure(summary: str, detail: object) -> tuple[str, str]:
+    """An error (the summary and what exactly happened) and its address-free summary."""
+    return f"{summary}: {detail}", summary
+
+
 class Sender:
     """Sends attempts from one pooled client session; open it inside the running event loop."""
 
-    def __init__(self, guard: TargetGuard, *, connections: int = 256) -> None:
+    def __init__(
+        self,
+        guard: TargetGuard,
+        *,
+        connections: int = 256,
+        connector: Callable[[], aiohttp.BaseConnector] | None = None,
+    ) -> None:
         self.guard = guard
         self._connections = connections
+        # How requests reach their targets: TCP through the guarded resolver, unless told.
+        self._connector = connector or self._tcp_connector
         self._session: aiohttp.ClientSession | None = None
-        self._refusals: dict[str, str | None] = {}
+        self._literal_refusal = lru_cache(maxsize=4096)(self._check_literal)
 
-    async def open(self) -> None:
-        connector = aiohttp.TCPConnector(
+    def _tcp_connector(self) -> aiohttp.BaseConnector:
+        return aiohttp.TCPConnector(
             limit=self._connections,
             limit_per_host=0,
             resolver=GuardedResolver(self.guard),
             ttl_dns_cache=10,
             enable_cleanup_closed=True,
         )
+
+    async def open(self) -> None:
+        connector = self._connector()
         self._session = aiohttp.ClientSession(
             connector=connector, auto_decompress=True, skip_auto_headers=("Accept-Encoding",)
         )
@@ -151,22 +181,21 @@ class Sender:
             await self._session.close()
             self._session = None
 
-    def _literal_refusal(self, url: str) -> str | None:
+    def _check_literal(self, url: str) -> str | None:
         # aiohttp connects to an IP literal without asking the resolver, so check those here.
-        if url not in self._refusals:
-            host = URL(url).host or ""
-            self._refusals[url] = check_literal_host(self.guard, host)
-        return self._refusals[url]
+        return check_literal_host(self.guard, URL(url).host or "")
 
     async def send(self, attempt: Attempt) -> Result:
+        """Make one attempt. Whatever goes wrong, building the request included, is a failed
+        attempt with its reason: an attempt never raises (but for cancellation)."""
         if self._session is None:
             raise RuntimeError("Sender.open() was not awaited")
         started_at = time.time()
         clock = time.perf_counter()
-        refusal = self._literal_refusal(attempt.url)
-        if refusal is not None:
-            return Result(started_at, 0.0, error=refused(refusal))
         try:
+            refusal = self._literal_refusal(attempt.url)
+            if refusal is not None:
+                return Result(started_at, 0.0, error=refused(refusal), error_summary=SSRF_REFUSAL)
             async with self._session.post(
                 attempt.url,
                 data=attempt.body,
@@ -188,17 +217,22 @@ class Sender:
                     retry_after=retry_after,
                 )
         except TimeoutError:
-            error = f"timed out after {attempt.timeout_ms} ms"
+            error = summary = f"timed out after {attempt.timeout_ms} ms"
         except aiohttp.ClientConnectorError as exc:
             cause = exc.os_error
             if isinstance(cause, TargetRefused):
-                error = refused(cause.reason)
+                error, summary = refused(cause.reason), SSRF_REFUSAL
             else:
-                error = f"connection failed: {cause.strerror or cause}"
-        except aiohttp.ClientError as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        except (OSError, ValueError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
+                error, summary = _failure(CONNECTION_FAILED, cause.strerror or cause)
+        except (aiohttp.ClientError, OSError) as exc:
+            error, summary = _failure(type(exc).__name__, exc)
         except asyncio.CancelledError:
             raise
-        return Result(started_at, (time.perf_counter() - clock) * 1000, error=error)
+        except Exception as exc:  # a request that cannot even be built (URL, headers…)
+            error, summary = _failure(NOT_MADE, f"{type(exc).__name__}: {exc}")
+        return Result(
+            started_at,
+            (time.perf_counter() - clock) * 1000,
+            error=error,
+            error_summary=summary,
+        )

@@ -28,6 +28,7 @@ from hookd.delivery.retry import RetryPolicy
 from hookd.delivery.sender import Attempt, Sender
 from hookd.delivery.ssrf import TargetGuard
 from hookd.domain.states import DeliveryState
+from hookd.store.availability import StoreUnavailable
 from hookd.store.database import NOTIFY_CHANNEL, Database, libpq_dsn
 from hookd.store.queue import (
     Claimed,
@@ -170,6 +171,9 @@ class Worker:
             )
             try:
                 taken = await claim(self.db, limit, time.time(), self.lease, sharing)
+            except StoreUnavailable:  # the store logs once that it went away
+                await self._sleep(self.poll_interval)
+                continue
             except Exception:
                 log.exception("claiming deliveries failed; trying again shortly")
                 await self._sleep(self.poll_interval)
@@ -235,13 +239,14 @@ class Worker:
                 self._fifo_pending.discard(claimed.id)
                 self._unrecorded -= 1
                 return
-            outcome = await self._deliver(claimed)
+            try:
+                outcome = await self._deliver(claimed)
+            except Exception as exc:  # never lose a sender, never leave a delivery stuck
+                log.exception("delivering %s failed unexpectedly", claimed.id)
+                outcome = self._failed_attempt(claimed, f"{type(exc).__name__}: {exc}")
             # Append only now: the recorder swaps in a new list while we were sending.
             self._outcomes.append(outcome)
             self._outcomes_ready.set()
-        except Exception:  # never lose a sender; the lease brings the delivery back
-            log.exception("delivering %s failed unexpectedly", claimed.id)
-            self._unrecorded -= 1
         finally:
             left = self._sending[webhook_id] - 1
             if left:
@@ -338,6 +343,16 @@ class Worker:
             )
         return outcome
 
+    def _failed_attempt(self, claimed: Claimed, error: str) -> Outcome:
+        """An attempt that went wrong inside hookd: failed like any other, so that it is
+        retried on the schedule and counts towards the webhook's retries."""
+        now = time.time()
+        state, due_at = self.policy.after_failure(claimed.attempt, claimed.max_retries, now, None)
+        return Outcome(
+            claimed.id, claimed.webhook_id, state, due_at, claimed.attempt, now, 0.0, None, None,
+            f"hookd could not make the request: {error}", claimed.lease, probe=claimed.probe,
+        )  # fmt: skip
+
     async def _record_loop(self) -> None:
         while True:
             await self._outcomes_ready.wait()
@@ -356,8 +371,9 @@ class Worker:
                     suspend_after=self.suspend_after,
                     probe_delay=self.policy.delay,
                 )
-            except Exception:
-                log.exception("recording %d outcomes failed; trying again", len(batch))
+            except Exception as error:
+                if not isinstance(error, StoreUnavailable):  # that, the store logs once
+                    log.exception("recording %d outcomes failed; trying again", len(batch))
                 self._outcomes[:0] = batch
                 await asyncio.sleep(min(self.poll_interval, 1.0))
                 self._outcomes_ready.set()
@@ -396,13 +412,19 @@ class Worker:
 
     async def _listen(self) -> None:
         """Wake on PostgreSQL NOTIFY; reconnect if the connection drops."""
+        connected = True  # as far as the log said
         while True:
             try:
                 conn = await asyncpg.connect(libpq_dsn(self.db.url))
-            except Exception:
-                log.warning("LISTEN connection failed; polling until it is back")
+            except Exception as error:
+                if connected:
+                    log.warning("LISTEN connection failed (%s); polling until it is back", error)
+                    connected = False
                 await asyncio.sleep(5)
                 continue
+            if not connected:
+                log.info("LISTEN connection is back")
+                connected = True
             lost = asyncio.Event()
             conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
             try:
@@ -422,5 +444,7 @@ class Worker:
                 for _ in range(10):
                     if await prune_finished(self.db, cutoff) < 1000:
                         break
+            except StoreUnavailable:
+                pass  # the store logs once that it went away; pruning waits for the next round
             except Exception:
                 log.exception("pruning old events failed")

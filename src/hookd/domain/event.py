@@ -32,8 +32,9 @@ def check_event_id(value: object, field: str) -> str | None:
         return None
     if not isinstance(value, str) or not 1 <= len(value) <= MAX_EVENT_ID_LENGTH:
         raise InvalidField(field, f"must be a string of 1 to {MAX_EVENT_ID_LENGTH} characters")
-    if not value.isprintable():
-        raise InvalidField(field, "must hold printable characters only")
+    # It goes out as the `webhook-id` header as it is: HTTP headers carry ASCII only.
+    if not (value.isascii() and value.isprintable()):
+        raise InvalidField(field, "must hold printable ASCII characters only")
     return value
 
 

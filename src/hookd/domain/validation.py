@@ -8,6 +8,7 @@ from functools import cache
 from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, Field, ValidationError
+from yarl import URL
 
 from hookd.domain.errors import InvalidField
 
@@ -52,13 +53,39 @@ _HTTP_URL = re.compile(
 
 
 def check_http_url(url: str) -> str:
-    """An absolute http(s) URL with a host."""
+    """An absolute http(s) URL with a host, that the delivery client can send to.
+
+    The client parses URLs with yarl, so yarl has the last word here: a URL it refuses (a
+    backslash in the host, an invalid IDNA label, a bracketed IPv4 address…) would otherwise be
+    accepted and then fail every attempt before a request is made.
+    """
     match = _HTTP_URL.fullmatch(url)
     if not match or _CONTROL_IN_LINE.search(url):
         raise ValueError("must be an absolute http(s) URL")
     if match.group(3) and not 0 < int(match.group(3)[1:]) < 65536:
         raise ValueError("has a port out of range")
+    try:
+        parsed = URL(url)
+        host = parsed.raw_host and parsed.host  # `host` decodes IDNA labels, as the client does
+    except ValueError as exc:  # UnicodeError (IDNA) is a ValueError too
+        raise ValueError(f"has a host that cannot be used ({_first_line(exc)})") from None
+    if not host:
+        raise ValueError("must be an absolute http(s) URL")
+    if parsed.user is not None or parsed.password is not None:
+        # Sent as `Authorization: Basic`, in Latin-1, the user name without a colon.
+        user, password = parsed.user or "", parsed.password or ""
+        try:
+            f"{user}:{password}".encode("latin-1")
+        except UnicodeEncodeError:
+            raise ValueError("has a user name or password that HTTP cannot carry") from None
+        if ":" in user:
+            raise ValueError("has a user name with a colon") from None
     return url
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
 
 
 # Ids in paths (`/webhooks/{uid}`, `/deliveries/{id}`) are integers ≥ 1 that fit in 64 bits.

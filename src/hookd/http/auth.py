@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from hookd.domain.credentials import ROLES, new_token, token_digest, verify_password
+from hookd.domain.credentials import ROLES, new_token, token_digest
 from hookd.http.body import read_json_object
 from hookd.http.errors import Error, admin_required, login_required
 from hookd.http.openapi import errors, operation
@@ -79,28 +79,46 @@ class LoginAnswer(BaseModel):
     openapi_extra=operation(body=Credentials, secured=False),
     responses=errors(
         Error,
-        (400, 401, 413, 415),
+        (400, 401, 413, 415, 429, 503),
         descriptions={
             400: 'Not a JSON object: `{"error": "Wrong JSON body"}`',
             401: 'Wrong credentials: `{"error": "Log In"}`',
+            429: "Too many failed logins for the user or from the address: "
+            '`{"error": "Too many attempts"}`, with `Retry-After`',
+            503: "Too many logins at once, or the store is unavailable",
         },
     ),
 )
 async def login(request: Request, hookd: Hookd) -> Json:
-    body = await read_json_object(request)
-    user = await authenticate(hookd, body.get("username"), body.get("password"))
+    body = await read_json_object(request, hookd.settings.max_body_bytes)
+    user = await authenticate(hookd, body.get("username"), body.get("password"), client(request))
     if user is None:
         raise login_required()
     return Json({"token": await issue_token(hookd, user), "account_type": user.role})
 
 
-async def authenticate(hookd: Services, username: object, password: object) -> User | None:
-    """The user these credentials name, or None: every login (API or console) checks here."""
+def client(request: Request) -> str:
+    """The address a request came from (logins are throttled per address)."""
+    return request.client.host if request.client else ""
+
+
+async def authenticate(
+    hookd: Services, username: object, password: object, address: str
+) -> User | None:
+    """The user these credentials name, or None: every login (API or console) checks here.
+
+    Too many failures for the user or from the address raise 429 (`LoginGuard`); the password
+    is checked off the event loop, and as long for an unknown user as for a known one."""
     if not isinstance(username, str) or not isinstance(password, str) or "\x00" in username:
         return None
-    found = await accounts.find_login(hookd.db, username)
-    if found is None or not verify_password(found[1], password):
-        return None
+    guard = hookd.logins
+    with guard.attempt(username, address, time.time()):
+        found = await accounts.find_login(hookd.db, username)
+        verified = await guard.verify(None if found is None else found[1], password)
+        if not verified or found is None:
+            guard.failed(username, address, time.time())
+            return None
+    guard.succeeded(username)
     return found[0]
 
 

@@ -21,16 +21,24 @@ from starlette.routing import Match, Mount
 
 from hookd.domain.errors import InvalidField, TooLarge
 from hookd.http.responses import Json
+from hookd.store.availability import StoreUnavailable
 
 log = logging.getLogger("hookd.api")
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, code: int | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code if code is not None else status
+        self.headers = headers
 
 
 def login_required() -> ApiError:
@@ -43,6 +51,10 @@ def admin_required() -> ApiError:
 
 def wrong_json_body() -> ApiError:
     return ApiError(400, "Wrong JSON body")
+
+
+# When to ask a client to try again after the store was found away or full.
+STORE_RETRY_AFTER_SECONDS = 5
 
 
 # Renders one error: (request, HTTP status, message, the dialect's error code) → response.
@@ -69,12 +81,22 @@ class ErrorShapes:
     by_prefix: Sequence[tuple[str, ErrorShape]] = ()
     default: ErrorShape = plain_error
 
-    def render(self, request: Request, status: int, message: str, code: int | None) -> Response:
+    def render(
+        self,
+        request: Request,
+        status: int,
+        message: str,
+        code: int | None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
         path = request.url.path
         shape = next(
             (shape for prefix, shape in self.by_prefix if path.startswith(prefix)), self.default
         )
-        return shape(request, status, message, status if code is None else code)
+        response = shape(request, status, message, status if code is None else code)
+        if headers:
+            response.headers.update(headers)
+        return response
 
 
 METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
@@ -96,7 +118,13 @@ def allowed_methods(request: Request) -> list[str]:
 def install_error_handlers(app: FastAPI, shapes: ErrorShapes) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
-        return shapes.render(request, exc.status, exc.message, exc.code)
+        return shapes.render(request, exc.status, exc.message, exc.code, exc.headers)
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_unavailable(request: Request, exc: StoreUnavailable) -> Response:
+        # Logged by the store once when it went away, not once per request.
+        retry = {"Retry-After": str(STORE_RETRY_AFTER_SECONDS)}
+        return shapes.render(request, 503, f"Unavailable: {exc.reason}", None, retry)
 
     @app.exception_handler(InvalidField)
     async def _invalid_field(request: Request, exc: InvalidField) -> Response:
@@ -104,7 +132,8 @@ def install_error_handlers(app: FastAPI, shapes: ErrorShapes) -> None:
 
     @app.exception_handler(TooLarge)
     async def _too_large(request: Request, exc: TooLarge) -> Response:
-        return shapes.render(request, 413, str(exc), None)
+        # The rest of the body may still be on its way: end the connection rather than read it.
+        return shapes.render(request, 413, str(exc), None, {"Connection": "close"})
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

@@ -46,14 +46,31 @@ class Resource:
         return rendered
 
 
-@lru_cache(maxsize=512)
+# Accept headers up to this long are remembered (clients send the same few again and again);
+# a longer one is worked out each time and forgotten, so that no client decides what is kept.
+CACHED_ACCEPT_LENGTH = 256
+# Media ranges of an Accept header looked at, at most: more are not a browser's or a client's.
+MAX_MEDIA_RANGES = 64
+
+
 def negotiate(accept: str | None) -> str | None:
     """The media type to answer with for an Accept header; None when it allows neither."""
+    if accept is None or len(accept) <= CACHED_ACCEPT_LENGTH:
+        return _negotiate_cached(accept)
+    return _negotiate(accept)
+
+
+@lru_cache(maxsize=512)
+def _negotiate_cached(accept: str | None) -> str | None:
+    return _negotiate(accept)
+
+
+def _negotiate(accept: str | None) -> str | None:
     if accept is None or not accept.strip():
         return JSON
     # For each candidate: (specificity of the most specific matching range, its q).
     best = {JSON: (0, 0.0), HAL: (0, 0.0)}
-    for item in accept.split(","):
+    for item in accept.split(",", MAX_MEDIA_RANGES)[:MAX_MEDIA_RANGES]:
         media_range, *params = (part.strip() for part in item.split(";"))
         media_range = media_range.lower()
         q = 1.0

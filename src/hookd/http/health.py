@@ -6,9 +6,10 @@ from typing import Literal
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from hookd.http.auth import Hookd
+from hookd.http.errors import STORE_RETRY_AFTER_SECONDS
 from hookd.http.responses import Json
 
 router = APIRouter(tags=["operations"])
@@ -18,18 +19,29 @@ class Health(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: Literal["ok", "unavailable"]
+    reason: str | None = Field(None, description="Why the store cannot be used (503 only)")
 
 
 @router.get(
     "/healthz",
-    summary="200 when the store answers, 503 otherwise",
+    summary="200 when the store answers and takes writes, 503 otherwise",
     response_model=Health,
-    responses={503: {"description": "The store does not answer", "model": Health}},
+    responses={
+        503: {
+            "description": "The store cannot be used: `reason` says why; `Retry-After` is set",
+            "model": Health,
+        }
+    },
 )
 async def healthz(hookd: Hookd) -> Json:
-    if await hookd.db.ping():
+    problem = await hookd.db.problem()
+    if problem is None:
         return Json({"status": "ok"})
-    return Json({"status": "unavailable"}, status_code=503)
+    return Json(
+        {"status": "unavailable", "reason": problem},
+        status_code=503,
+        headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS)},
+    )
 
 
 @router.get(

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from hookd.config import Settings
-from hookd.delivery.chain import CallLog
+from hookd.delivery.chain import CallLog, Validator
 from hookd.delivery.sender import Sender
+from hookd.http.logins import LoginGuard
 from hookd.http.token_cache import TokenCache
 from hookd.store.database import Database
 
@@ -17,10 +18,14 @@ from hookd.store.database import Database
 class Services:
     settings: Settings
     db: Database
-    # Sends what a request waits for (test sends, validation hooks), apart from the worker's.
+    # Sends what a request waits for (test sends), apart from the worker's.
     sender: Sender
+    # Calls validation hooks, from a client pool of its own.
+    validator: Validator
     # Writes synchronous calls to the delivery log after their answers went out.
     call_log: CallLog
+    # Password checks off the event loop, and throttling of failed logins.
+    logins: LoginGuard
     tokens: TokenCache = field(default_factory=TokenCache)
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from hookd.store.availability import Availability, StoreUnavailable, WriteCheck
 from hookd.store.secret_box import SecretBox
 
 NOTIFY_CHANNEL = "hookd_deliveries"
@@ -71,6 +72,9 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10, secret_key: str | None = None) -> None:
         self.url = url
         self.secrets = SecretBox(secret_key)
+        # Whether the store answers, as this process last found it.
+        self.availability = Availability()
+        self.write_check = WriteCheck(self._probe_write)
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         if self.is_sqlite:
             self.engine = create_async_engine(async_url(url), pool_size=pool_size)
@@ -88,11 +92,28 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reading; on SQLite without a transaction around the statements."""
-        async with self.engine.connect() as conn:
-            if self.is_sqlite:
-                conn = await conn.execution_options(sqlite_begin=None)
-            yield conn
+        """A connection for reading; on SQLite without a transaction around the statements.
+
+        Raises StoreUnavailable when the store cannot be used for now (see `availability`).
+        """
+        try:
+            async with self.engine.connect() as conn:
+                if self.is_sqlite:
+                    conn = await conn.execution_options(sqlite_begin=None)
+                yield conn
+        except Exception as error:
+            unavailable = self._unavailable(error)
+            if unavailable is None:
+                raise
+            raise unavailable from error
+        self.availability.succeeded(wrote=False)
+
+    def _unavailable(self, error: Exception) -> StoreUnavailable | None:
+        """`error` as StoreUnavailable when it means the store is away, full or read-only."""
+        outage = self.availability.failed(error)
+        if outage is None or isinstance(error, StoreUnavailable):
+            return None
+        return StoreUnavailable(outage.reason)
 
     @asynccontextmanager
     async def transaction(self, *, durable: bool = True) -> AsyncIterator[AsyncConnection]:
@@ -102,18 +123,25 @@ class Database:
         The worker's bookkeeping (claims, outcomes) need not be: if such a commit is lost, the
         delivery is simply sent again, so it skips the wait for the disk.
         """
-        if self._write_lock is None:
-            async with self.engine.begin() as conn:
-                if not durable:
-                    await conn.execute(_BOOKKEEPING_POSTGRES)
-                yield conn
-            return
-        async with self._write_lock, self.engine.connect() as conn:
-            conn = await conn.execution_options(
-                sqlite_begin="IMMEDIATE", sqlite_sync="FULL" if durable else "NORMAL"
-            )
-            async with conn.begin():
-                yield conn
+        try:
+            if self._write_lock is None:
+                async with self.engine.begin() as conn:
+                    if not durable:
+                        await conn.execute(_BOOKKEEPING_POSTGRES)
+                    yield conn
+            else:
+                async with self._write_lock, self.engine.connect() as conn:
+                    conn = await conn.execution_options(
+                        sqlite_begin="IMMEDIATE", sqlite_sync="FULL" if durable else "NORMAL"
+                    )
+                    async with conn.begin():
+                        yield conn
+        except Exception as error:
+            unavailable = self._unavailable(error)
+            if unavailable is None:
+                raise
+            raise unavailable from error
+        self.availability.succeeded(wrote=True)
 
     async def notify_workers(self, conn: AsyncConnection) -> None:
         """Inside a transaction that queued deliveries: tell other processes at commit."""
@@ -128,13 +156,30 @@ class Database:
         for callback in self._wake_callbacks:
             callback()
 
-    async def ping(self) -> bool:
+    async def problem(self) -> str | None:
+        """Why the store cannot be used now (None when it can): it does not answer a read, a
+        write failed since the last one that went through, or the write check fails."""
         try:
-            async with self.engine.connect() as conn:
+            async with self.read() as conn:
                 await conn.execute(text("SELECT 1"))
-        except Exception:
-            return False
-        return True
+        except StoreUnavailable as error:
+            return error.reason
+        except Exception as error:
+            return f"the store does not answer ({type(error).__name__})"
+        write_problem = await self.write_check.problem()
+        outage = self.availability.outage
+        return outage.reason if outage is not None else write_problem
+
+    async def _probe_write(self) -> None:
+        """A small committed write that changes nothing."""
+        async with self.transaction(durable=False) as conn:
+            if self.is_sqlite:
+                # The header field no one uses, written back as it is: a page of the WAL.
+                version = (await conn.exec_driver_sql("PRAGMA user_version")).scalar_one()
+                await conn.exec_driver_sql(f"PRAGMA user_version = {int(version)}")
+            else:
+                await conn.execute(text("SELECT txid_current()"))  # writes its commit record
 
     async def close(self) -> None:
+        await self.write_check.close()
         await self.engine.dispose()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import orjson
 from sqlalchemy import select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookd.domain.states import DeliveryState, WebhookStatus
@@ -70,12 +71,32 @@ class Published:
     deliveries: int
 
 
+# How often a publish is tried again when another one stored one of its idempotency keys first.
+_KEY_RACE_TRIES = 5
+
+
 async def publish(db: Database, new_events: list[NewEvent], now: float) -> list[Published]:
     """Store `new_events` and one pending delivery per matching active webhook.
 
     An event whose idempotency key was published within the last 24 h is not stored again:
-    the first result is returned for it instead.
+    the first result is returned for it instead, also when the first publish is still being
+    committed by another request (on PostgreSQL the unique key makes the later one wait for
+    it, fail, and try again, then finding the key).
     """
+    for attempt in range(1, _KEY_RACE_TRIES + 1):
+        try:
+            return await _publish_once(db, new_events, now)
+        except IntegrityError as exc:
+            if attempt == _KEY_RACE_TRIES or not _is_key_race(exc):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _is_key_race(exc: IntegrityError) -> bool:
+    return "idempotency_key" in str(exc.orig)
+
+
+async def _publish_once(db: Database, new_events: list[NewEvent], now: float) -> list[Published]:
     results: list[Published | None] = [None] * len(new_events)
     queued = 0
     async with db.transaction() as conn:

@@ -236,3 +236,12 @@ delivery_stats = Table(
     # How many attempts took at most each bound (and more than the one before).
     *(Column(name, BigInteger, nullable=False) for name in LATENCY_COLUMNS),
 )
+
+# The salts of the keys that seal secrets at rest, one per seal version (see `secret_box.py`).
+keyring = Table(
+    "keyring",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("salt", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)

@@ -20,7 +20,6 @@ from hookd.domain.states import Ordering, WebhookHealth, WebhookStatus
 from hookd.domain.webhook import Webhook, WebhookFields
 from hookd.store.database import Database
 from hookd.store.schema import attempts, deliveries, webhook_topics, webhooks
-from hookd.store.secret_box import SEALED_PREFIX
 
 
 def _columns(db: Database, fields: WebhookFields) -> dict[str, Any]:
@@ -218,22 +217,6 @@ async def delete_webhook(db: Database, webhook_id: int) -> bool:
         await conn.execute(delete(deliveries).where(deliveries.c.webhook_id == webhook_id))
         result = await conn.execute(delete(webhooks).where(webhooks.c.id == webhook_id))
     return bool(result.rowcount)
-
-
-async def check_sealed_secrets(db: Database) -> None:
-    """Raise SecretKeyError unless the configured key opens the secrets sealed in the store."""
-    sealed = f"{SEALED_PREFIX}%"
-    async with db.read() as conn:
-        row = (
-            await conn.execute(
-                select(webhooks.c.secret, webhooks.c.bearer_token)
-                .where(webhooks.c.secret.like(sealed) | webhooks.c.bearer_token.like(sealed))
-                .limit(1)
-            )
-        ).first()
-    if row is not None:
-        db.secrets.open(row.secret)
-        db.secrets.open(row.bearer_token)
 
 
 async def search_webhooks(

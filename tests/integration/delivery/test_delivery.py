@@ -396,6 +396,7 @@ async def test_test_send_reports_a_connection_error(api: Api, unused_port: int) 
         ({"type": EVENT, "data": [1]}, 400, "data: must be a JSON object"),
         ({"type": EVENT, "id": ""}, 400, "id: must be a string of 1 to 255 characters"),
         ({"type": EVENT, "id": "x" * 256}, 400, "id: must be a string of 1 to 255 characters"),
+        ({"type": EVENT, "id": "ordré-1"}, 400, "id: must hold printable ASCII characters only"),
         ({"type": EVENT, "extra": 1}, 400, "extra: is not a field of an event"),
         ([], 400, "body: must hold 1 to 1000 events"),
         ([{"type": EVENT}] * 1001, 400, "body: must hold 1 to 1000 events"),

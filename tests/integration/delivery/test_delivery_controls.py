@@ -210,8 +210,8 @@ async def test_the_previous_secret_is_sealed_at_rest(
             row = (await conn.execute(select(webhooks.c.secret, webhooks.c.previous_secret))).one()
     finally:
         await db.close()
-    assert row.previous_secret.startswith("enc:v1:") and OLD not in row.previous_secret
-    assert row.secret.startswith("enc:v1:")
+    assert row.previous_secret.startswith("enc:") and OLD not in row.previous_secret
+    assert row.secret.startswith("enc:v2:")
     await api.publish({"type": EVENT})
     await receiver.wait_for(1)
     assert verified_by(OLD, receiver.requests[0])

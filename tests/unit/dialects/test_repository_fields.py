@@ -147,7 +147,7 @@ def test_triggers() -> None:
 def key_of(repository_id: str, event_id: str, given_id: str) -> str | None:
     event = EventDefinition(repository_id, event_id, "E", "", False)
     spec = parse_trigger({"id": given_id})
-    return idempotency_key(draft(Repository(repository_id, "R", None), event, spec))
+    return idempotency_key(draft(Repository(repository_id, "R", None), event, spec), "user:1")
 
 
 def test_idempotency_keys_are_scoped_to_the_repository_event() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hookd.http.hal import HAL, JSON, negotiate
+from hookd.http.hal import HAL, JSON, _negotiate_cached, negotiate
 
 
 @pytest.mark.parametrize(
@@ -31,3 +31,16 @@ from hookd.http.hal import HAL, JSON, negotiate
 )
 def test_content_negotiation(accept: str | None, expected: str | None) -> None:
     assert negotiate(accept) == expected
+
+
+def test_a_long_accept_header_is_worked_out_but_not_remembered() -> None:
+    _negotiate_cached.cache_clear()
+    long_accept = "x/y;q=0.5, " * 2000 + "application/hal+json"
+    negotiate(long_accept)
+    negotiate("application/hal+json")
+    assert _negotiate_cached.cache_info().currsize == 1
+
+
+def test_only_the_first_media_ranges_count() -> None:
+    assert negotiate("x/y, " * 100 + "application/hal+json") is None
+    assert negotiate("x/y, " * 10 + "application/hal+json") == HAL

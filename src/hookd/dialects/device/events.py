@@ -14,6 +14,8 @@ from hookd.domain.validation import LINE_PATTERN
 from hookd.publishing import Draft
 
 MAX_EVENTS_PER_REQUEST = 1000
+# Where a device event id is unique (besides its producer): this dialect.
+DIALECT_SCOPE = "device"
 _EVENT_FIELDS = frozenset({"type", "data", "id"})
 
 
@@ -76,6 +78,7 @@ def parse_events(payload: Any, known_types: Collection[str]) -> list[Draft]:
                 topic=event_type,
                 data=check_data(item.get("data"), f"{prefix}data"),
                 id=check_event_id(item.get("id"), f"{prefix}id"),
+                id_scope=DIALECT_SCOPE,
                 field=f"[{index}]",
             )
         )

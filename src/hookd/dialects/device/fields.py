@@ -78,6 +78,41 @@ HOOKD_HEADERS = frozenset(
     }
 )
 
+# Beyond the specification's list: headers that would change how the request is framed or
+# routed, or carry credentials or cookies of the sender's own (hop-by-hop, proxy and encoding
+# headers, cookies). A webhook's own headers are data for its receiver, nothing more.
+UNSAFE_HEADERS = frozenset(
+    {
+        "cookie",
+        "cookie2",
+        "set-cookie",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "proxy-connection",
+        "expect",
+        "content-encoding",
+        "content-range",
+        "content-md5",
+        "range",
+        "trailers",
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+        "x-original-url",
+        "x-rewrite-url",
+        "x-forwarded-port",
+        "x-forwarded-server",
+        "x-forwarded-prefix",
+        "x-forwarded-scheme",
+        "x-forwarded-ssl",
+        "x-client-ip",
+        "true-client-ip",
+    }
+)
+# The `headers` string as a whole, and how many headers it may hold.
+MAX_HEADERS_LENGTH = 8192
+MAX_CUSTOM_HEADERS = 50
+
 READ_ONLY_FIELDS = ("uid", "created_at", "updated_at", "disabled_reason", "health")
 # The most `rate_limit` may say (deliveries per second).
 MAX_RATE_LIMIT = 100_000
@@ -85,12 +120,16 @@ MAX_RATE_LIMIT = 100_000
 
 def parse_custom_headers(text: str) -> dict[str, str]:
     """The `headers` field: a string holding a JSON object of header name → value."""
+    if len(text) > MAX_HEADERS_LENGTH:
+        raise ValueError(f"must hold at most {MAX_HEADERS_LENGTH} characters")
     try:
         pairs = json.loads(text, object_pairs_hook=_pairs)
     except (ValueError, RecursionError):
         raise ValueError("must be a string holding a JSON object") from None
     if not isinstance(pairs, _Pairs):
         raise ValueError("must be a string holding a JSON object")
+    if len(pairs) > MAX_CUSTOM_HEADERS:
+        raise ValueError(f"must hold at most {MAX_CUSTOM_HEADERS} headers")
     headers: dict[str, str] = {}
     seen: set[str] = set()
     for name, header_value in pairs:
@@ -101,6 +140,8 @@ def parse_custom_headers(text: str) -> dict[str, str]:
             raise ValueError(f"{name!r} is a system header and cannot be overridden")
         if lowered in HOOKD_HEADERS:
             raise ValueError(f"{name!r} is set by hookd and cannot be overridden")
+        if lowered in UNSAFE_HEADERS:
+            raise ValueError(f"{name!r} cannot be set on a webhook's requests")
         if lowered in seen:
             raise ValueError(f"{name!r} is given twice")
         seen.add(lowered)

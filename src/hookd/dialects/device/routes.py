@@ -56,9 +56,6 @@ router = APIRouter(prefix="/api/v1")
 WEBHOOKS = "device dialect: webhooks"
 EVENTS = "device dialect: events and deliveries"
 
-# A whole publish request may hold many events; each event is held to HOOKD_MAX_EVENT_BYTES.
-REQUEST_LIMIT = 32 * 1024 * 1024
-
 # Ids in paths are read as text, so that one that is no integer ≥ 1 gets this dialect's 400.
 ID_SCHEMA = {"type": "integer", "minimum": 1}
 Uid = Annotated[
@@ -119,7 +116,7 @@ async def list_webhooks(_: Admin, hookd: Hookd, limit: Limit = 100, offset: Offs
     openapi_extra=operation(body=DeviceWebhookSpec),
 )
 async def create_webhook(request: Request, _: Admin, hookd: Hookd) -> Json:
-    spec = parse_webhook(await read_json_object(request))
+    spec = parse_webhook(await read_json_object(request, hookd.settings.max_body_bytes))
     webhook = await store.create_webhook(hookd.db, NAME, spec.to_fields(secret=generate_secret()))
     return Json(webhook_entity(webhook), status_code=201)
 
@@ -146,7 +143,7 @@ async def get_webhook(uid: Uid, _: Admin, hookd: Hookd) -> Json:
 )
 async def replace_webhook(uid: Uid, request: Request, _: Admin, hookd: Hookd) -> Json:
     current = await device_webhook(hookd.db, uid)
-    spec = parse_webhook(await read_json_object(request))
+    spec = parse_webhook(await read_json_object(request, hookd.settings.max_body_bytes))
     fields = spec.to_fields(current.secret)
     updated = await store.replace_webhook(
         hookd.db, current.id, fields, _rotation(hookd, current, fields.secret)
@@ -166,7 +163,7 @@ async def replace_webhook(uid: Uid, request: Request, _: Admin, hookd: Hookd) ->
 )
 async def patch_webhook(uid: Uid, request: Request, _: Admin, hookd: Hookd) -> Json:
     current = await device_webhook(hookd.db, uid)
-    spec = patched_webhook(current, await read_json_object(request))
+    spec = patched_webhook(current, await read_json_object(request, hookd.settings.max_body_bytes))
     fields = spec.to_fields(current.secret)
     updated = await store.replace_webhook(
         hookd.db, current.id, fields, _rotation(hookd, current, fields.secret)
@@ -193,7 +190,7 @@ def _rotation(hookd: Services, current: Webhook, secret: str | None) -> store.Ro
 )
 async def rotate_secret(uid: Uid, request: Request, _: Admin, hookd: Hookd) -> Json:
     current = await device_webhook(hookd.db, uid)
-    given = parse_rotation(await read_optional_json_object(request))
+    given = parse_rotation(await read_optional_json_object(request, hookd.settings.max_body_bytes))
     secret = given or generate_secret()
     fields = parse_webhook_fields(current, secret)
     updated = await store.replace_webhook(
@@ -216,7 +213,7 @@ async def rotate_secret(uid: Uid, request: Request, _: Admin, hookd: Hookd) -> J
 )
 async def replay_webhook(uid: Uid, request: Request, _: Admin, hookd: Hookd) -> Json:
     webhook = await device_webhook(hookd.db, uid)
-    since = parse_since(await read_json_object(request))
+    since = parse_since(await read_json_object(request, hookd.settings.max_body_bytes))
     queued = await delivery_log.replay(hookd.db, webhook.id, webhook.topics, since, time.time())
     return Json({"queued": queued}, status_code=202)
 
@@ -232,7 +229,7 @@ async def replay_webhook(uid: Uid, request: Request, _: Admin, hookd: Hookd) -> 
 )
 async def recover_webhook(uid: Uid, request: Request, _: Admin, hookd: Hookd) -> Json:
     webhook = await device_webhook(hookd.db, uid)
-    since = parse_since(await read_json_object(request))
+    since = parse_since(await read_json_object(request, hookd.settings.max_body_bytes))
     queued = await delivery_log.recover(hookd.db, webhook.id, since, time.time())
     return Json({"queued": queued}, status_code=202)
 
@@ -314,10 +311,17 @@ async def event_types(_: AnyUser) -> Json:
     ),
     openapi_extra=operation(body=EventsToPublish),
 )
-async def publish_events(request: Request, _: AnyUser, hookd: Hookd) -> Json:
-    drafts = parse_events(await read_json(request, REQUEST_LIMIT), KNOWN_EVENT_TYPES)
+async def publish_events(request: Request, user: AnyUser, hookd: Hookd) -> Json:
+    # A whole request is held to HOOKD_MAX_PUBLISH_BYTES as it streams in, before it is parsed;
+    # each event then to HOOKD_MAX_EVENT_BYTES.
+    body = await read_json(request, hookd.settings.max_publish_bytes)
+    drafts = parse_events(body, KNOWN_EVENT_TYPES)
     published = await publishing.publish(
-        hookd.db, drafts, time.time(), hookd.settings.max_event_bytes
+        hookd.db,
+        drafts,
+        time.time(),
+        hookd.settings.max_event_bytes,
+        producer=publishing.user_producer(user.id),
     )
     return Json(
         {"ids": [p.id for p in published], "deliveries": sum(p.deliveries for p in published)},

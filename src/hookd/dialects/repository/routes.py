@@ -8,10 +8,11 @@ the `application/hal+json` content type too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -48,7 +49,7 @@ from hookd.dialects.repository.model import (
     topic,
 )
 from hookd.dialects.repository.store import EventLookup
-from hookd.dialects.repository.trigger import draft, validate
+from hookd.dialects.repository.trigger import draft, validate, validation_of
 from hookd.dialects.repository.views import (
     EventEntity,
     EventEntityHal,
@@ -79,10 +80,12 @@ from hookd.http.body import read_json, read_optional_json
 from hookd.http.dialect import Dialect
 from hookd.http.errors import ApiError
 from hookd.http.hal import HAL, Negotiated, Resource, negotiated, wants_hal
+from hookd.http.limits import trigger_body_limit
 from hookd.http.openapi import content, errors, operation
 from hookd.http.responses import Json
 from hookd.http.services import Services, services
 from hookd.store import webhooks as core_store
+from hookd.store.accounts import User
 from hookd.store.database import Database
 
 log = logging.getLogger("hookd.api")
@@ -234,7 +237,7 @@ async def put_repository(
     repository_id: RepoId, request: Request, _: Admin, hookd: Hookd, view: Negotiated
 ) -> Response:
     check_id(repository_id, "repoId")
-    spec = parse_repository(await read_json(request))
+    spec = parse_repository(await read_json(request, hookd.settings.max_body_bytes))
     repository, created = await store.put_repository(
         hookd.db, repository_id, spec.name, spec.base_uri, hookd.settings.relative_base_url
     )
@@ -252,9 +255,10 @@ async def put_repository(
     openapi_extra=operation(),
 )
 async def get_repository(
-    repository_id: RepoId, _: AnyUser, hookd: Hookd, view: Negotiated
+    repository_id: RepoId, user: AnyUser, hookd: Hookd, view: Negotiated
 ) -> Response:
-    return view.render(repository_resource(await existing_repository(hookd.db, repository_id)))
+    repository = await existing_repository(hookd.db, repository_id)
+    return view.render(repository_resource(repository, detailed=user.role == "admin"))
 
 
 @router.get(
@@ -293,7 +297,7 @@ async def put_event(
 ) -> Response:
     repository = await existing_repository(hookd.db, repository_id)
     check_id(event_id, "id")
-    spec = parse_event(await read_json(request))
+    spec = parse_event(await read_json(request, hookd.settings.max_body_bytes))
     event, created = await store.put_event(
         hookd.db, repository.id, event_id, spec.name, spec.description, spec.blocking
     )
@@ -341,7 +345,7 @@ async def create_webhook(
     view: Negotiated,
 ) -> Response:
     repository, event = await existing_event(hookd.db, repository_id, event_id)
-    spec = parse_webhook(await read_json(request))
+    spec = parse_webhook(await read_json(request, hookd.settings.max_body_bytes))
     fields, binding = spec.to_fields(repository, event.id, hookd.settings.relative_base_url)
     if await store.count_event_webhooks(hookd.db, repository.id, event.id) >= (
         MAX_WEBHOOKS_PER_EVENT
@@ -397,7 +401,7 @@ async def replace_webhook(
     repository, event, current = await existing_webhook(
         hookd.db, repository_id, event_id, webhook_id
     )
-    spec = parse_webhook(await read_json(request))
+    spec = parse_webhook(await read_json(request, hookd.settings.max_body_bytes))
     fields, binding = spec.to_fields(repository, event.id, hookd.settings.relative_base_url)
     updated = await store.replace_webhook(hookd.db, current.webhook.id, fields, binding)
     if updated is None:
@@ -426,7 +430,7 @@ async def delete_webhook(
 
 async def authorized_event(
     request: Request, hookd: Services, repository_id: str, event_id: str
-) -> EventLookup:
+) -> tuple[User, EventLookup]:
     """Any user's token, and the event with its validation targets. Both are looked up side by
     side (the trigger is latency-critical); a bad token is a 401 whatever the path names."""
     user, found = await asyncio.gather(
@@ -438,7 +442,7 @@ async def authorized_event(
         raise user
     if isinstance(found, BaseException):
         raise found
-    return found
+    return user, found
 
 
 @router.post(
@@ -464,14 +468,17 @@ async def authorized_event(
 async def trigger(repository_id: RepoId, event_id: EventId, request: Request) -> Response:
     # The hot path: no synchronous dependencies (each would cost a thread-pool hop).
     hookd = await services(request)
-    found = await authorized_event(request, hookd, repository_id, event_id)
+    user, found = await authorized_event(request, hookd, repository_id, event_id)
     view = await negotiated(request)
     repository, event = found.repository, found.event
     assert event is not None
-    spec = parse_trigger(await read_optional_json(request))
+    spec = parse_trigger(await read_optional_json(request, trigger_body_limit(hookd.settings)))
     now = time.time()
     [fired] = publishing.prepare(
-        [draft(repository, event, spec)], now, hookd.settings.max_event_bytes
+        [draft(repository, event, spec)],
+        now,
+        hookd.settings.max_event_bytes,
+        producer=publishing.user_producer(user.id),
     )
     links = {"event": event_path(repository.id, event.id)}
     if not event.blocking:
@@ -479,11 +486,42 @@ async def trigger(repository_id: RepoId, event_id: EventId, request: Request) ->
         return view.render(
             Resource({"id": published.id, "deliveries": published.deliveries}, links), 202
         )
-    validation = await validate(hookd.db, hookd.sender, fired, found.webhooks, now)
+    validation = validation_of(found.webhooks, fired)
+    if not await _unless_caller_leaves(
+        request, validate(hookd.db, hookd.validator, repository, fired, validation, now)
+    ):
+        # Nobody is waiting for an answer: stop calling, but log what was called.
+        entry = called_event(validation.verdict, fired.id, fired.topic, fired.body, now)
+        await hookd.call_log.record(entry)
+        return Response(status_code=499)
     entry = called_event(validation.verdict, fired.id, fired.topic, fired.body, now)
     recording = BackgroundTask(hookd.call_log.record, entry)
-    answer = verdict_view(validation.verdict, fired.id, validation.called)
+    answer = verdict_view(
+        validation.verdict, fired.id, validation.called, detailed=user.role == "admin"
+    )
     return view.render(Resource(answer, links), background=recording)
+
+
+async def _unless_caller_leaves(request: Request, work: Coroutine[Any, Any, Any]) -> bool:
+    """Run `work` unless the client disconnects first (then `work` is cancelled): whether it
+    ran to its end."""
+    running = asyncio.create_task(work)
+    leaving = asyncio.create_task(_caller_left(request))
+    try:
+        await asyncio.wait((running, leaving), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        leaving.cancel()
+        if not running.done():
+            running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    return not running.cancelled()
+
+
+async def _caller_left(request: Request) -> None:
+    """Returns when the client has disconnected (its body is read already)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 REPOSITORY = Dialect(name=NAME, router=router, path_prefix=PREFIX, error_shape=error_shape)

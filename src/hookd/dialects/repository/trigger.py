@@ -9,12 +9,17 @@ concurrently with the chain, and never veto.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from hookd.delivery.chain import Hook, Verdict, run_chain
-from hookd.delivery.sender import Sender
+from hookd.delivery.chain import Chain, Hook, Validator, Verdict
 from hookd.dialects.repository.fields import TriggerSpec
-from hookd.dialects.repository.model import EventDefinition, Repository, RepositoryWebhook, topic
+from hookd.dialects.repository.model import (
+    NAME,
+    EventDefinition,
+    Repository,
+    RepositoryWebhook,
+    topic,
+)
 from hookd.domain.webhook import receives
 from hookd.publishing import Draft, publish_prepared
 from hookd.store.database import Database
@@ -23,14 +28,14 @@ from hookd.store.events import NewEvent
 
 def draft(repository: Repository, event: EventDefinition, spec: TriggerSpec) -> Draft:
     """The event a trigger publishes; its `id` is an idempotency key within this repository
-    event, not across events."""
+    event, not across events (nor dialects)."""
     event_topic = topic(repository.id, event.id)
     return Draft(
         type=event.id,
         topic=event_topic,
         data=spec.data,
         id=spec.id,
-        id_scope=event_topic,
+        id_scope=f"{NAME}\x00{event_topic}",
         category=spec.category,
         context={"repository": repository.id},
     )
@@ -38,33 +43,45 @@ def draft(repository: Repository, event: EventDefinition, spec: TriggerSpec) -> 
 
 @dataclass(slots=True)
 class Validation:
-    verdict: Verdict
-    # The webhooks of the chain, in calling order (the verdict's calls are a prefix of them).
+    """A blocking event's validation: the webhooks of its chain in calling order, and the
+    chain's calls as they are made (a prefix of them; all of them, once it is done)."""
+
     called: list[RepositoryWebhook]
+    chain: Chain = field(default_factory=Chain)
+
+    @property
+    def verdict(self) -> Verdict:
+        return self.chain.verdict if self.called else Verdict(True, [])
 
 
-async def validate(
-    db: Database,
-    sender: Sender,
-    event: NewEvent,
-    webhooks: list[RepositoryWebhook],
-    now: float,
-) -> Validation:
-    """Fire a blocking event at its enabled `webhooks` (in creation order): queue the NONE
-    ones, call the others, return the verdict."""
+def validation_of(webhooks: list[RepositoryWebhook], event: NewEvent) -> Validation:
+    """Which of a blocking event's `webhooks` fire for `event`: the enabled ones its category
+    reaches, the synchronous ones called (in creation order), the others queued."""
     firing = [
         found
         for found in webhooks
         if found.webhook.active and receives(found.webhook.categories, event.category)
     ]
-    called = [found for found in firing if found.synchronous]
-    hooks = [Hook.of(found.webhook) for found in called]
     queued = frozenset(found.webhook.id for found in firing if not found.synchronous)
-    if not queued:
-        return Validation(await run_chain(sender, hooks, event.id, event.body), called)
-    event.only_webhooks = queued
+    event.only_webhooks = queued or None
+    return Validation([found for found in firing if found.synchronous])
+
+
+async def validate(
+    db: Database,
+    validator: Validator,
+    repository: Repository,
+    event: NewEvent,
+    validation: Validation,
+    now: float,
+) -> Verdict:
+    """Fire a blocking event: queue its NONE webhooks, call the others into `validation`."""
+    hooks = [Hook.of(found.webhook) for found in validation.called]
+    run = validator.run(repository.id, hooks, event.id, event.body, validation.chain)
+    if event.only_webhooks is None:
+        return await run
     publishing = asyncio.create_task(publish_prepared(db, [event], now))
     try:
-        return Validation(await run_chain(sender, hooks, event.id, event.body), called)
+        return await run
     finally:
-        await publishing
+        await asyncio.shield(publishing)

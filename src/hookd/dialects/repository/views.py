@@ -188,8 +188,13 @@ def event_entity(event: EventDefinition) -> dict[str, Any]:
     }
 
 
-def repository_entity(repository: Repository) -> dict[str, Any]:
-    return {"id": repository.id, "name": repository.name, "base_uri": repository.base_uri}
+def repository_entity(repository: Repository, *, detailed: bool = True) -> dict[str, Any]:
+    """A repository; its `base_uri` (an address inside the network, often) only `detailed`,
+    for administrators."""
+    entity: dict[str, Any] = {"id": repository.id, "name": repository.name}
+    if detailed:
+        entity["base_uri"] = repository.base_uri
+    return entity
 
 
 def repository_path(repository_id: str) -> str:
@@ -212,9 +217,9 @@ def webhook_path(repository_id: str, event_id: str, webhook_id: str) -> str:
     return f"{event_path(repository_id, event_id)}/{webhook_id}"
 
 
-def repository_resource(repository: Repository) -> Resource:
+def repository_resource(repository: Repository, *, detailed: bool = True) -> Resource:
     return Resource(
-        repository_entity(repository),
+        repository_entity(repository, detailed=detailed),
         {"self": repository_path(repository.id), "events": events_path(repository.id)},
     )
 
@@ -266,27 +271,29 @@ def response_body(text: str | None) -> Any:
         return text
 
 
-def call_result(call: Call, called: RepositoryWebhook) -> dict[str, Any]:
-    """One validation call as the trigger's answer lists it."""
+def call_result(call: Call, called: RepositoryWebhook, *, detailed: bool) -> dict[str, Any]:
+    """One validation call as the trigger's answer lists it; an error names addresses (what
+    the SSRF guard refused, where a connection failed) only `detailed`, for administrators."""
     last = call.last
     view: dict[str, Any] = {"webhook": called.webhook.public_id, "status_code": last.status_code}
     if called.binding.handle_response == STATUS_AND_BODY:
         view["body"] = response_body(last.body)
     if last.error is not None:
-        view["error"] = last.error
+        view["error"] = last.error if detailed else last.public_error
     view["duration_ms"] = round(call.duration_ms, 3)
     view["attempts"] = len(call.tries)
     return view
 
 
 def verdict_view(
-    verdict: Verdict, event_id: str, called: Sequence[RepositoryWebhook]
+    verdict: Verdict, event_id: str, called: Sequence[RepositoryWebhook], *, detailed: bool
 ) -> dict[str, Any]:
     """`{"id", "allowed", "results"}`: `called` are the webhooks of the chain, in its order."""
     return {
         "id": event_id,
         "allowed": verdict.allowed,
         "results": [
-            call_result(call, hook) for call, hook in zip(verdict.calls, called, strict=False)
+            call_result(call, hook, detailed=detailed)
+            for call, hook in zip(verdict.calls, called, strict=False)
         ],
     }

@@ -92,9 +92,12 @@ async def test_a_repository_is_created_then_updated(api: Api) -> None:
     assert updated.status_code == 200
     assert updated.json() == {"id": "repo1", "name": "Renamed", "base_uri": None}
 
-    fetched = await api.client.get("/r/repo1", headers=api.user)
+    fetched = await api.client.get("/r/repo1", headers=api.admin)
     assert fetched.status_code == 200
     assert fetched.json() == {"id": "repo1", "name": "Renamed", "base_uri": None}
+    # A user does not see where the repository's webhooks go.
+    fetched = await api.client.get("/r/repo1", headers=api.user)
+    assert fetched.json() == {"id": "repo1", "name": "Renamed"}
 
 
 @pytest.mark.parametrize(
@@ -439,7 +442,7 @@ async def test_relative_uri_needs_a_base(api: Api) -> None:
     # Removing the base would leave that webhook nowhere to go.
     response = await api.client.put("/r/repo1", json={"name": "repo1"}, headers=api.admin)
     assert_error(response, 400, 400, "base_uri: is needed")
-    assert (await api.client.get("/r/repo1", headers=api.user)).json()["base_uri"] == (
+    assert (await api.client.get("/r/repo1", headers=api.admin)).json()["base_uri"] == (
         "https://h.example"
     )
 

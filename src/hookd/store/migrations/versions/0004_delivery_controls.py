@@ -2,7 +2,7 @@
 reused
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-01 23:00:00
 
 Webhooks get their delivery controls (`rate_limit`, `ordering`), the previous secret of a
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -18,7 +18,7 @@ from hookd.config import load_settings
 from hookd.delivery.chain import Call, Hook, Verdict
 from hookd.delivery.sender import Result
 from hookd.dialects.device import views as device
-from hookd.dialects.device.event_types import EVENT_TYPES
+from hookd.dialects.device.event_types import EVENT_TYPES, SUBSCRIBABLE_EVENT_TYPES
 from hookd.dialects.repository import views as repository
 from hookd.dialects.repository.model import (
     Binding,
@@ -26,6 +26,7 @@ from hookd.dialects.repository.model import (
     Repository,
     RepositoryWebhook,
 )
+from hookd.domain.operational import OPERATIONAL_EVENT_TYPES
 from hookd.domain.states import DeliveryState, WebhookStatus
 from hookd.domain.webhook import Webhook
 from hookd.store.deliveries import AttemptRecord, Delivery
@@ -161,11 +162,12 @@ def test_event_types_are_an_enum_everywhere(document: dict[str, Any]) -> None:
         schemas["DeviceWebhookSpec"]["properties"]["event_types"]["items"],
         schemas["DeviceWebhookPatch"]["properties"]["event_types"]["items"],
         schemas["DeviceWebhook"]["properties"]["event_types"]["items"],
-        schemas["EventToPublish"]["properties"]["type"],
         schemas["EventTypeList"]["properties"]["items"]["items"],
     ):
-        assert schema["enum"] == list(EVENT_TYPES)
+        assert schema["enum"] == list(SUBSCRIBABLE_EVENT_TYPES)
+    assert schemas["EventToPublish"]["properties"]["type"]["enum"] == list(EVENT_TYPES)
     assert len(EVENT_TYPES) == 41
+    assert list(SUBSCRIBABLE_EVENT_TYPES) == [*EVENT_TYPES, *OPERATIONAL_EVENT_TYPES]
     assert schemas["DeviceWebhookSpec"]["properties"]["event_types"]["uniqueItems"] is True
 
 
@@ -277,5 +279,7 @@ def test_the_repository_views_match_their_models(hal: bool) -> None:
         getattr(repository, name + suffix).model_validate(rendered(resource))
     answer = Result(1.0, 2.0, status_code=422, body='{"reason": "no"}')
     call = Call(hook=Hook.of(found.webhook), tries=[answer], duration_ms=2.0)
-    verdict = repository.verdict_view(Verdict(allowed=False, calls=[call]), "evt_1", [found])
+    verdict = repository.verdict_view(
+        Verdict(allowed=False, calls=[call]), "evt_1", [found], detailed=True
+    )
     repository.TriggerVerdict.model_validate(verdict)

@@ -6,6 +6,8 @@ from typing import Annotated
 
 from pydantic import WithJsonSchema
 
+from hookd.domain.operational import OPERATIONAL_EVENT_TYPES
+
 EVENT_TYPES: tuple[str, ...] = (
     "log.access_denied_by_not_valid_identifier",
     "log.access_denied_by_not_valid_face_identifier",
@@ -50,9 +52,22 @@ EVENT_TYPES: tuple[str, ...] = (
     "log.bond_lift_request",
 )
 
+# What a producer may publish.
 KNOWN_EVENT_TYPES: frozenset[str] = frozenset(EVENT_TYPES)
 
-# A device event type's name, as the documentation shows it (an enum of the catalogue).
+# What a webhook may subscribe to: the device's types and hookd's own.
+SUBSCRIBABLE_EVENT_TYPES: tuple[str, ...] = (*EVENT_TYPES, *OPERATIONAL_EVENT_TYPES)
+
+# An event type a webhook subscribes to, as the documentation shows it (an enum of the catalogue).
 EventTypeName = Annotated[
-    str, WithJsonSchema({"type": "string", "enum": list(EVENT_TYPES), "title": "DeviceEventType"})
+    str,
+    WithJsonSchema(
+        {"type": "string", "enum": list(SUBSCRIBABLE_EVENT_TYPES), "title": "DeviceEventType"}
+    ),
+]
+
+# An event type a producer publishes: the device's own.
+PublishableEventType = Annotated[
+    str,
+    WithJsonSchema({"type": "string", "enum": list(EVENT_TYPES), "title": "PublishableEventType"}),
 ]

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from hookd.dialects.device.event_types import EventTypeName
+from hookd.dialects.device.event_types import PublishableEventType
 from hookd.domain.errors import InvalidField
 from hookd.domain.event import MAX_EVENT_ID_LENGTH, check_data, check_event_id
 from hookd.domain.validation import LINE_PATTERN
@@ -25,7 +25,7 @@ class EventToPublish(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: EventTypeName
+    type: PublishableEventType
     data: dict[str, Any] | None = Field(None, description="Delivered as the event's `data`")
     id: (
         Annotated[

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
 
-from hookd.dialects.device.event_types import KNOWN_EVENT_TYPES, EventTypeName
+from hookd.dialects.device.event_types import SUBSCRIBABLE_EVENT_TYPES, EventTypeName
 from hookd.domain.errors import InvalidField
 from hookd.domain.signing import signing_key
 from hookd.domain.states import Ordering, WebhookStatus
@@ -237,7 +237,7 @@ class DeviceWebhookSpec(BaseModel):
     @classmethod
     def _event_types(cls, value: list[str]) -> list[str]:
         for event_type in value:
-            if event_type not in KNOWN_EVENT_TYPES:
+            if event_type not in SUBSCRIBABLE_EVENT_TYPES:
                 raise ValueError(f"{event_type!r} is not a known event type")
         if len(set(value)) != len(value):
             raise ValueError("must not repeat an event type")

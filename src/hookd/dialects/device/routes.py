@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from hookd import publishing
 from hookd.delivery.sender import Attempt
-from hookd.dialects.device.event_types import EVENT_TYPES, KNOWN_EVENT_TYPES
+from hookd.dialects.device.event_types import KNOWN_EVENT_TYPES, SUBSCRIBABLE_EVENT_TYPES
 from hookd.dialects.device.events import EventsToPublish, parse_events
 from hookd.dialects.device.fields import (
     NAME,
@@ -294,7 +294,7 @@ async def test_webhook(uid: Uid, _: Admin, hookd: Hookd) -> Json:
     openapi_extra=operation(),
 )
 async def event_types(_: AnyUser) -> Json:
-    return Json({"items": list(EVENT_TYPES), "total": len(EVENT_TYPES)})
+    return Json({"items": list(SUBSCRIBABLE_EVENT_TYPES), "total": len(SUBSCRIBABLE_EVENT_TYPES)})
 
 
 @router.post(

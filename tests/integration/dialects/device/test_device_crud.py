@@ -251,7 +251,8 @@ async def test_deliveries_of_a_new_webhook(api: Api) -> None:
 
 
 @pytest.mark.parametrize("who", ["admin", "user"])
-async def test_event_types_are_the_specified_catalogue(api: Api, who: str) -> None:
+async def test_event_types_are_the_specified_catalogue_and_hookds_own(api: Api, who: str) -> None:
     response = await api.client.get("/api/v1/event-types", headers=getattr(api, who))
     assert response.status_code == 200, response.text
-    assert response.json() == {"items": spec_event_types(), "total": 41}
+    operational = ["hookd.webhook.disabled", "hookd.webhook.recovered", "hookd.delivery.exhausted"]
+    assert response.json() == {"items": [*spec_event_types(), *operational], "total": 44}

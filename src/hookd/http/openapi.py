@@ -39,6 +39,22 @@ STATUS_DESCRIPTIONS = {
     415: "The body is declared as something other than JSON",
 }
 
+# What any route may answer, from the request limits and the store's availability (the answer
+# in the route's error shape).
+LIMIT_ANSWERS = {
+    414: "The request target is longer than `HOOKD_MAX_URL_BYTES`",
+    431: "The request head is larger than `HOOKD_MAX_HEADER_BYTES`",
+    503: "The store is unavailable or too many requests are in progress: "
+    "try again after `Retry-After` seconds",
+}
+BODY_TOO_LARGE = "The body is larger than the route's limit"
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again",
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
+
 
 class Answer(BaseModel):
     """A documented answer: it holds exactly the fields its model names."""
@@ -130,6 +146,7 @@ def document(app: FastAPI) -> dict[str, Any]:
             for route in path.values():
                 # FastAPI documents a 422 on every route; hookd answers bad input with 400.
                 route.get("responses", {}).pop("422", None)
+                _document_limits(route)
         components = schema.setdefault("components", {})
         schemas = components.setdefault("schemas", {})
         for name in ("HTTPValidationError", "ValidationError"):
@@ -140,3 +157,28 @@ def document(app: FastAPI) -> dict[str, Any]:
         components["securitySchemes"] = SECURITY_SCHEMES
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+def _document_limits(operation: dict[str, Any]) -> None:
+    """Add the answers every route may give (`LIMIT_ANSWERS`, and 413 where there is a body) in
+    the shape of the route's own error answers."""
+    answers = operation.setdefault("responses", {})
+    shaped = next(
+        (
+            answer
+            for status, answer in sorted(answers.items())
+            if status[0] == "4" and "content" in answer
+        ),
+        None,
+    )
+    if shaped is None:
+        return
+    limits = dict(LIMIT_ANSWERS)
+    if "requestBody" in operation:
+        limits[413] = BODY_TOO_LARGE
+    for status, description in limits.items():
+        answer = answers.setdefault(
+            str(status), {"description": description, "content": shaped["content"]}
+        )
+        if status == 503:
+            answer.setdefault("headers", RETRY_AFTER)

@@ -283,3 +283,28 @@ def test_the_repository_views_match_their_models(hal: bool) -> None:
         Verdict(allowed=False, calls=[call]), "evt_1", [found], detailed=True
     )
     repository.TriggerVerdict.model_validate(verdict)
+
+
+def test_every_operation_documents_the_limits_and_the_stores_absence(
+    document: dict[str, Any],
+) -> None:
+    checked = 0
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            answers = operation["responses"]
+            if not any(status.startswith("4") for status in answers):
+                continue  # a page (/docs, /healthz …), not an API operation
+            checked += 1
+            where = f"{method.upper()} {path}"
+            for status in ("414", "431", "503"):
+                assert status in answers, where
+            assert "Retry-After" in answers["503"]["headers"], where
+            if "requestBody" in operation:
+                assert "413" in answers, where
+            shapes = {
+                answer["content"]["application/json"]["schema"]["$ref"]
+                for status, answer in answers.items()
+                if status.startswith(("4", "5")) and "content" in answer
+            }
+            assert len(shapes) == 1, (where, shapes)  # every error in the route's one shape
+    assert checked > 20

@@ -69,11 +69,12 @@ class Endpoint:
     body: type[Any] | None = None
     batch: bool = False
     secured: bool = True
+    query: tuple[str, ...] = ()
 
 
 LOGIN = Endpoint("POST", "/api/v1/login", {200: Login}, Credentials, secured=False)
 LOGOUT = Endpoint("POST", "/api/v1/logout", {204: None})
-LIST_WEBHOOKS = Endpoint("GET", "/api/v1/webhooks", {200: WebhookList})
+LIST_WEBHOOKS = Endpoint("GET", "/api/v1/webhooks", {200: WebhookList}, query=("limit", "offset"))
 CREATE_WEBHOOK = Endpoint("POST", "/api/v1/webhooks", {201: Webhook}, WebhookSpec)
 GET_WEBHOOK = Endpoint("GET", "/api/v1/webhooks/{uid}", {200: Webhook})
 REPLACE_WEBHOOK = Endpoint("PUT", "/api/v1/webhooks/{uid}", {200: Webhook}, WebhookSpec)
@@ -87,7 +88,12 @@ REPLAY = Endpoint("POST", "/api/v1/webhooks/{uid}/replay", {202: Queued}, SinceS
 RECOVER = Endpoint("POST", "/api/v1/webhooks/{uid}/recover", {202: Queued}, SinceSpec)
 EVENT_TYPES = Endpoint("GET", "/api/v1/event-types", {200: EventTypeList})
 PUBLISH = Endpoint("POST", "/api/v1/events", {202: Published}, EventBody, batch=True)
-LIST_DELIVERIES = Endpoint("GET", "/api/v1/webhooks/{uid}/deliveries", {200: DeliveryList})
+LIST_DELIVERIES = Endpoint(
+    "GET",
+    "/api/v1/webhooks/{uid}/deliveries",
+    {200: DeliveryList},
+    query=("status", "limit", "offset"),
+)
 RETRY_DELIVERY = Endpoint("POST", "/api/v1/deliveries/{delivery_id}/retry", {202: DeliveryModel})
 
 PUT_REPOSITORY = Endpoint("PUT", "/r/{repoId}", {200: Repository, 201: Repository}, RepositorySpec)
@@ -146,7 +152,7 @@ class Api:
 
     # --- the machinery ---------------------------------------------------------------------
 
-    def request(
+    def _request(
         self,
         endpoint: Endpoint,
         path: Mapping[str, str | int] | None = None,
@@ -154,6 +160,9 @@ class Api:
         body: bytes | None = None,
         params: Mapping[str, str | int] | None = None,
     ) -> httpx.Request:
+        unknown = set(params or ()) - set(endpoint.query)
+        if unknown:
+            raise ValueError(f"{endpoint.path} takes no {', '.join(sorted(unknown))} parameter")
         where = endpoint.path.format_map(
             {name: quote(str(value), safe="") for name, value in (path or {}).items()}
         )
@@ -166,7 +175,7 @@ class Api:
             endpoint.method, self.base_url + where, params=params, headers=headers, content=body
         )
 
-    def call(
+    def _call(
         self,
         endpoint: Endpoint,
         path: Mapping[str, str | int] | None = None,
@@ -183,10 +192,10 @@ class Api:
         if can_log_in and self.token is None:
             yield from self._log_in()
             can_log_in = False
-        response = yield self.request(endpoint, path, body=content, params=params)
+        response = yield self._request(endpoint, path, body=content, params=params)
         if response.status_code == 401 and can_log_in:
             yield from self._log_in()
-            response = yield self.request(endpoint, path, body=content, params=params)
+            response = yield self._request(endpoint, path, body=content, params=params)
         return answer(endpoint, response)
 
     def _log_in(self) -> Flow[Login]:
@@ -197,56 +206,56 @@ class Api:
 
     def login(self, username: str, password: str) -> Flow[Login]:
         credentials: Credentials = {"username": username, "password": password}
-        answered: Login = yield from self.call(LOGIN, body=credentials)
+        answered: Login = yield from self._call(LOGIN, body=credentials)
         self.token = answered.token
         self.username, self.password = username, password
         return answered
 
     def logout(self) -> Flow[None]:
         if self.token is not None:
-            yield from self.call(LOGOUT)
+            yield from self._call(LOGOUT)
         self.token = None
         self.username = self.password = None
 
     # --- the device dialect: webhooks ------------------------------------------------------
 
     def list_webhooks(self, limit: int = 100, offset: int = 0) -> Flow[WebhookList]:
-        return (yield from self.call(LIST_WEBHOOKS, params={"limit": limit, "offset": offset}))
+        return (yield from self._call(LIST_WEBHOOKS, params={"limit": limit, "offset": offset}))
 
     def create_webhook(self, spec: WebhookSpec) -> Flow[Webhook]:
-        return (yield from self.call(CREATE_WEBHOOK, body=spec))
+        return (yield from self._call(CREATE_WEBHOOK, body=spec))
 
     def get_webhook(self, uid: int) -> Flow[Webhook]:
-        return (yield from self.call(GET_WEBHOOK, {"uid": uid}))
+        return (yield from self._call(GET_WEBHOOK, {"uid": uid}))
 
     def replace_webhook(self, uid: int, spec: WebhookSpec) -> Flow[Webhook]:
-        return (yield from self.call(REPLACE_WEBHOOK, {"uid": uid}, body=spec))
+        return (yield from self._call(REPLACE_WEBHOOK, {"uid": uid}, body=spec))
 
     def patch_webhook(self, uid: int, changes: WebhookChanges) -> Flow[Webhook]:
-        return (yield from self.call(PATCH_WEBHOOK, {"uid": uid}, body=changes))
+        return (yield from self._call(PATCH_WEBHOOK, {"uid": uid}, body=changes))
 
     def delete_webhook(self, uid: int) -> Flow[None]:
-        return (yield from self.call(DELETE_WEBHOOK, {"uid": uid}))
+        return (yield from self._call(DELETE_WEBHOOK, {"uid": uid}))
 
     def test_webhook(self, uid: int) -> Flow[TestResult]:
-        return (yield from self.call(TEST_WEBHOOK, {"uid": uid}))
+        return (yield from self._call(TEST_WEBHOOK, {"uid": uid}))
 
     def rotate_secret(self, uid: int, secret: str | None = None) -> Flow[NewSecret]:
         body: RotateSpec = {} if secret is None else {"secret": secret}
-        return (yield from self.call(ROTATE_SECRET, {"uid": uid}, body=body))
+        return (yield from self._call(ROTATE_SECRET, {"uid": uid}, body=body))
 
     def replay(self, uid: int, since: float) -> Flow[Queued]:
         body: SinceSpec = {"since": since}
-        return (yield from self.call(REPLAY, {"uid": uid}, body=body))
+        return (yield from self._call(REPLAY, {"uid": uid}, body=body))
 
     def recover(self, uid: int, since: float) -> Flow[Queued]:
         body: SinceSpec = {"since": since}
-        return (yield from self.call(RECOVER, {"uid": uid}, body=body))
+        return (yield from self._call(RECOVER, {"uid": uid}, body=body))
 
     # --- the device dialect: events and deliveries -----------------------------------------
 
     def event_types(self) -> Flow[EventTypeList]:
-        return (yield from self.call(EVENT_TYPES))
+        return (yield from self._call(EVENT_TYPES))
 
     def publish(self, events: Iterable[EventBody]) -> Flow[Published]:
         """Every event, in as few requests as the API's limits allow, in order. When a request
@@ -255,7 +264,7 @@ class Api:
         deliveries = 0
         for batch in batches(events, self.max_events_per_request, self.max_publish_bytes):
             try:
-                stored: Published = yield from self.call(PUBLISH, content=batch)
+                stored: Published = yield from self._call(PUBLISH, content=batch)
             except HookdError as error:
                 error.published = Published(ids=ids, deliveries=deliveries)
                 raise
@@ -269,10 +278,10 @@ class Api:
         params: dict[str, str | int] = {"limit": limit, "offset": offset}
         if status is not None:
             params["status"] = str(status)
-        return (yield from self.call(LIST_DELIVERIES, {"uid": uid}, params=params))
+        return (yield from self._call(LIST_DELIVERIES, {"uid": uid}, params=params))
 
     def retry_delivery(self, delivery_id: int) -> Flow[DeliveryModel]:
-        return (yield from self.call(RETRY_DELIVERY, {"delivery_id": delivery_id}))
+        return (yield from self._call(RETRY_DELIVERY, {"delivery_id": delivery_id}))
 
     # --- the repository dialect ------------------------------------------------------------
 
@@ -280,13 +289,13 @@ class Api:
         self, repository_id: str, name: str, base_uri: str | None = None
     ) -> Flow[Repository]:
         body: RepositorySpec = {"name": name, "base_uri": base_uri}
-        return (yield from self.call(PUT_REPOSITORY, {"repoId": repository_id}, body=body))
+        return (yield from self._call(PUT_REPOSITORY, {"repoId": repository_id}, body=body))
 
     def get_repository(self, repository_id: str) -> Flow[Repository]:
-        return (yield from self.call(GET_REPOSITORY, {"repoId": repository_id}))
+        return (yield from self._call(GET_REPOSITORY, {"repoId": repository_id}))
 
     def list_events(self, repository_id: str) -> Flow[list[EventDefinition]]:
-        found: EventList = yield from self.call(LIST_EVENTS, {"repoId": repository_id})
+        found: EventList = yield from self._call(LIST_EVENTS, {"repoId": repository_id})
         return found.events
 
     def put_event(
@@ -300,34 +309,34 @@ class Api:
     ) -> Flow[EventDefinition]:
         body: EventSpec = {"name": name, "description": description, "blocking": blocking}
         where = {"repoId": repository_id, "id": event_id}
-        return (yield from self.call(PUT_EVENT, where, body=body))
+        return (yield from self._call(PUT_EVENT, where, body=body))
 
     def get_event(self, repository_id: str, event_id: str) -> Flow[EventWithWebhooks]:
-        return (yield from self.call(GET_EVENT, {"repoId": repository_id, "id": event_id}))
+        return (yield from self._call(GET_EVENT, {"repoId": repository_id, "id": event_id}))
 
     def create_repository_webhook(
         self, repository_id: str, event_id: str, spec: RepositoryWebhookSpec
     ) -> Flow[RepositoryWebhook]:
         where = {"repoId": repository_id, "id": event_id}
-        return (yield from self.call(CREATE_REPOSITORY_WEBHOOK, where, body=spec))
+        return (yield from self._call(CREATE_REPOSITORY_WEBHOOK, where, body=spec))
 
     def get_repository_webhook(
         self, repository_id: str, event_id: str, webhook_id: str
     ) -> Flow[RepositoryWebhook]:
         where = {"repoId": repository_id, "id": event_id, "webHookId": webhook_id}
-        return (yield from self.call(GET_REPOSITORY_WEBHOOK, where))
+        return (yield from self._call(GET_REPOSITORY_WEBHOOK, where))
 
     def replace_repository_webhook(
         self, repository_id: str, event_id: str, webhook_id: str, spec: RepositoryWebhookSpec
     ) -> Flow[RepositoryWebhook]:
         where = {"repoId": repository_id, "id": event_id, "webHookId": webhook_id}
-        return (yield from self.call(REPLACE_REPOSITORY_WEBHOOK, where, body=spec))
+        return (yield from self._call(REPLACE_REPOSITORY_WEBHOOK, where, body=spec))
 
     def delete_repository_webhook(
         self, repository_id: str, event_id: str, webhook_id: str
     ) -> Flow[None]:
         where = {"repoId": repository_id, "id": event_id, "webHookId": webhook_id}
-        return (yield from self.call(DELETE_REPOSITORY_WEBHOOK, where))
+        return (yield from self._call(DELETE_REPOSITORY_WEBHOOK, where))
 
     def trigger(
         self,
@@ -346,7 +355,7 @@ class Api:
         if id is not None:
             body["id"] = id
         where = {"repoId": repository_id, "id": event_id}
-        return (yield from self.call(TRIGGER, where, body=body))
+        return (yield from self._call(TRIGGER, where, body=body))
 
 
 def answer(endpoint: Endpoint, response: httpx.Response) -> Any:

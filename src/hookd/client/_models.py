@@ -6,9 +6,12 @@ compares them field by field with the document, so that client and server cannot
 
 from __future__ import annotations
 
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired
 
 from pydantic import BaseModel, ConfigDict
+
+# pydantic reads TypedDicts (the comparison with the OpenAPI document) only from here before 3.12.
+from typing_extensions import TypedDict
 
 from hookd.domain.states import DeliveryState, Ordering, WebhookHealth, WebhookStatus
 

@@ -24,7 +24,7 @@ from hookd.store import accounts, migrate
 from hookd.store.database import Database
 from support import ADMIN_PASSWORD, HOOKD, USER_PASSWORD, environment, free_port
 
-STARTUP_SECONDS = 30
+STARTUP_SECONDS = 90  # a loaded machine starts slowly
 # The server's publish limit: small enough that a test reaches it with a few hundred events,
 # large enough that 1000 small events fit (so the count limit is reached too).
 PUBLISH_BYTES = 64 * 1024

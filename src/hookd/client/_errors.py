@@ -10,7 +10,7 @@ import httpx
 import orjson
 from pydantic import ValidationError
 
-from hookd.client._models import DeviceErrorBody, RepositoryErrorBody
+from hookd.client._models import DeviceErrorBody, Published, RepositoryErrorBody
 
 
 class HookdError(Exception):
@@ -24,8 +24,8 @@ class HookdError(Exception):
         self.body = body
         self.message = message
         self.code = code
-        # Set by publish() when some batches were stored before this one failed.
-        self.published: Any = None
+        # Set by publish(): what the requests before the one that failed stored.
+        self.published: Published | None = None
 
 
 class BadRequest(HookdError):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from typing import Any
 
 import httpx
@@ -204,3 +206,16 @@ def test_without_credentials_a_refused_token_is_an_error(flavour: str) -> None:
 def test_credentials_come_in_pairs() -> None:
     with pytest.raises(ValueError, match="username and password"):
         Client("http://hookd.test", username="admin")
+
+
+def test_the_client_loads_nothing_of_the_server() -> None:
+    """Producers import the client: it must not pull in the server's frameworks."""
+    probe = (
+        "import sys, hookd.client; "
+        "print(sorted({name.split('.')[0] for name in sys.modules} & "
+        "{'fastapi', 'starlette', 'sqlalchemy', 'aiohttp', 'uvicorn', 'asyncpg', 'alembic'}))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert loaded.stdout.strip() == "[]"

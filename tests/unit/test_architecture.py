@@ -3,6 +3,7 @@
     domain      imports no other part of hookd (pure rules)
     store       imports domain only
     delivery    imports domain, store and config
+    client      imports domain only (it talks to the server over HTTP)
     http        imports the core, never a dialect
     dialects/X  imports the core and http, never another dialect
     console     imports the core, http and the dialects; only app.py imports it
@@ -29,6 +30,8 @@ ALLOWED: dict[str, set[str]] = {
     "delivery": {"domain", "store", "config"},
     "publishing": {"domain", "store", "delivery"},
     "http": {"domain", "store", "delivery", "config", "publishing"},
+    # The HTTP client runs in producers' programs: it knows the API, never the server.
+    "client": {"domain"},
 }
 CORE = ("config", "domain", "store", "delivery", "publishing", "http")
 # What sits above the console and may not be imported by it.

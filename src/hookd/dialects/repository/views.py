@@ -37,7 +37,7 @@ class Link(Answer):
 class RepositoryEntity(Answer):
     id: str
     name: str
-    base_uri: str | None
+    base_uri: str | None = Field(None, description="Given to administrators only")
 
 
 class RepositoryLinks(Answer):

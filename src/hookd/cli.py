@@ -497,5 +497,100 @@ def prune(
     )
 
 
+# `hookd status` shows the last hour's deliveries in spans of this many minutes.
+STATUS_SPAN_MINUTES = 5
+
+
+@app.command(cls=_Command)
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+) -> None:
+    """The queue by state, deliveries per minute over the last hour, and the webhooks that are
+    failing, suspended or disabled."""
+    import orjson
+
+    from hookd.store.status import status as read_status
+
+    now = time.time()
+    found = _on_store(_settings(), lambda db: read_status(db, now))
+    if as_json:
+        document = {
+            "queue": found.queue,
+            "oldest_due_age_seconds": None
+            if found.oldest_due is None
+            else round(max(now - found.oldest_due, 0.0), 3),
+            "minutes": [
+                {
+                    "minute": span.start * 60,
+                    "attempts": span.attempts,
+                    "succeeded": span.succeeded,
+                    "exhausted": span.exhausted,
+                }
+                for span in found.minutes
+            ],
+            "failing_webhooks": [_webhook_json(line) for line in found.failing],
+            "disabled_webhooks": [_webhook_json(line) for line in found.disabled],
+        }
+        sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    queue = Table("state", "deliveries", title="Queue", box=box.SIMPLE_HEAD)
+    for state, count in found.queue.items():
+        queue.add_row(state, f"{count:,}")
+    queue.add_row("oldest due", _age(now, found.oldest_due))
+    console.print(queue)
+    per_minute = Table(
+        "minutes", "attempts/min", "2xx/min", "exhausted", title="Last hour", box=box.SIMPLE_HEAD
+    )
+    spans = found.minutes
+    for start in range(0, len(spans), STATUS_SPAN_MINUTES):
+        chunk = spans[start : start + STATUS_SPAN_MINUTES]
+        attempts = sum(span.attempts for span in chunk)
+        succeeded = sum(span.succeeded for span in chunk)
+        per_minute.add_row(
+            f"{time.strftime('%H:%M', time.localtime(chunk[0].start * 60))}"
+            f"-{time.strftime('%H:%M', time.localtime((chunk[-1].start + 1) * 60))}",
+            f"{attempts / len(chunk):,.1f}",
+            f"{succeeded / len(chunk):,.1f}",
+            f"{sum(span.exhausted for span in chunk):,}",
+        )
+    console.print(per_minute)
+    failing = Table(
+        "uid", "url", "failures in a row", "failing since", "suspended",
+        title="Failing webhooks", box=box.SIMPLE_HEAD,
+    )  # fmt: skip
+    for line in found.failing:
+        failing.add_row(
+            str(line.uid),
+            line.url,
+            str(line.failures),
+            _when(None if line.failing_since is None else int(line.failing_since)),
+            "yes" if line.suspended else "",
+        )
+    console.print(failing if found.failing else "No failing webhooks.")
+    disabled = Table(
+        "uid", "url", "since", "reason", title="Disabled webhooks", box=box.SIMPLE_HEAD
+    )
+    for line in found.disabled:
+        disabled.add_row(str(line.uid), line.url, _when(line.updated_at), line.reason or "")
+    console.print(disabled if found.disabled else "No disabled webhooks.")
+
+
+def _age(now: float, since: float | None) -> str:
+    return "-" if since is None else f"{max(now - since, 0.0):,.1f}s ago"
+
+
+def _webhook_json(line: Any) -> dict[str, Any]:
+    return {
+        "uid": line.uid,
+        "dialect": line.dialect,
+        "url": line.url,
+        "failures": line.failures,
+        "failing_since": line.failing_since,
+        "suspended": line.suspended,
+        "disabled_reason": line.reason,
+        "updated_at": line.updated_at,
+    }
+
+
 def main() -> None:
     app()

@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich import box
 from rich.console import Console
-from rich.progress import Progress, TextColumn
+from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from typer.core import TyperCommand
 
@@ -494,6 +494,64 @@ def prune(
     pruned = _on_store(settings, run)
     console.print(
         f"Pruned {pruned:,} finished events older than {older_than or 'HOOKD_RETENTION'}."
+    )
+
+
+@app.command("rotate-key", cls=_Command)
+def rotate_key(
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows re-sealed per transaction.")] = 500,
+    pause: Annotated[
+        float, typer.Option(min=0.0, help="Seconds to wait between batches, to spare the store.")
+    ] = 0.0,
+) -> None:
+    """Re-seal every stored secret from HOOKD_SECRET_KEY to HOOKD_NEW_SECRET_KEY (and seal
+    those stored in clear); resumable: run it again after an interruption. Stop every hookd
+    process first; afterwards run them with HOOKD_SECRET_KEY set to the new key."""
+    from hookd.store import migrate as migrations
+    from hookd.store.database import Database
+    from hookd.store.rotation import Rotated, RotationError, rotate, rows_to_read
+
+    settings = _settings()
+    new_key = settings.new_secret_key
+    if not new_key:
+        raise _fail("HOOKD_NEW_SECRET_KEY: set it to the new key to re-seal the secrets with")
+    if new_key == settings.secret_key:
+        raise _fail("HOOKD_NEW_SECRET_KEY: it is HOOKD_SECRET_KEY already; nothing to rotate")
+    lock = _lock_store(settings, "rotate-key")
+
+    async def run() -> Rotated:
+        db = Database(settings.database_url, pool_size=1, secret_key=settings.secret_key)
+        try:
+            problem = await migrations.schema_problem(db)
+            if problem:
+                raise RotationError(problem)
+            total = await rows_to_read(db)
+            with Progress(
+                TextColumn("re-sealing secrets"),
+                BarColumn(),
+                TextColumn("{task.completed:,}/{task.total:,} rows"),
+                console=console,
+            ) as progress:
+                task = progress.add_task("rotate", total=total)
+                return await rotate(
+                    db,
+                    new_key,
+                    batch_size=batch_size,
+                    pause=pause,
+                    progress=lambda done: progress.update(task, completed=done.rows),
+                )
+        finally:
+            await db.close()
+
+    try:
+        done = asyncio.run(run())
+    except RotationError as exc:
+        raise _fail(str(exc)) from None
+    del lock
+    console.print(
+        f"Re-sealed {done.resealed:,} secrets with the new key ({done.kept:,} were already); "
+        "run hookd with HOOKD_SECRET_KEY set to the new key from now on.",
+        highlight=False,
     )
 
 

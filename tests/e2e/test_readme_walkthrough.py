@@ -185,7 +185,7 @@ def test_the_readme_walkthrough_works_as_written(tmp_path: Path) -> None:
 
     assert re.fullmatch(r"TOKEN=\S{20,}\n", (tmp_path / "token.out").read_text())
     [catalogue] = json_values(output("/api/v1/event-types"))
-    assert isinstance(catalogue, dict) and catalogue["total"] == len(catalogue["items"]) == 41
+    assert isinstance(catalogue, dict) and catalogue["total"] == len(catalogue["items"]) == 44
     created, listed, published = json_values(output('"event_types": ["log.door_was_opened"]'))
     assert isinstance(created, dict) and created["uid"] == 1, created
     assert created["headers"] == '{"X-Tenant": "acme"}'

@@ -161,3 +161,36 @@ async def test_rotate_key_refuses_a_store_its_keys_do_not_open(
     assert refused.returncode == 2
     assert "Traceback" not in refused.stderr
     assert "opens with neither" in refused.stderr
+
+
+async def test_rotate_key_seals_a_store_that_never_had_a_key(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/clear.db"
+    assert hookd(tmp_path, "migrate", env=environment(HOOKD_DATABASE_URL=url)).returncode == 0
+    db = Database(url, pool_size=1)
+    try:
+        async with db.transaction() as conn:
+            await conn.execute(
+                insert(webhooks),
+                [
+                    {"dialect": "device", "url": "http://127.0.0.1:9/", "status": "active",
+                     "timeout_ms": 1000, "max_retries": 0, "created_at": 1, "updated_at": 1,
+                     **expected(n)}
+                    for n in range(6)
+                ],
+            )  # fmt: skip
+    finally:
+        await db.close()
+
+    rotated = hookd(
+        tmp_path, "rotate-key", env=environment(HOOKD_DATABASE_URL=url, HOOKD_NEW_SECRET_KEY=NEW)
+    )
+    assert rotated.returncode == 0, rotated.stderr
+    db = Database(url, pool_size=1, secret_key=NEW)
+    try:
+        await keyring.unlock(db)
+        for n, values in enumerate((await stored(db)).values()):
+            for name, value in values.items():
+                assert value is None or version_of(value) == CURRENT_VERSION
+                assert db.secrets.open(value) == expected(n)[name]
+    finally:
+        await db.close()

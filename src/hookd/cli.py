@@ -581,7 +581,7 @@ def status(
                 {
                     "minute": span.start * 60,
                     "attempts": span.attempts,
-                    "succeeded": span.succeeded,
+                    "answered_2xx": span.succeeded,
                     "exhausted": span.exhausted,
                 }
                 for span in found.minutes

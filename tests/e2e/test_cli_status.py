@@ -91,9 +91,9 @@ async def test_status_shows_the_queue_the_last_hour_and_the_troubled_webhooks(
     assert len(document["minutes"]) == 60
     counted: dict[str, Any] = {
         key: sum(minute[key] for minute in document["minutes"])
-        for key in ("attempts", "succeeded", "exhausted")
+        for key in ("attempts", "answered_2xx", "exhausted")
     }
-    assert counted == {"attempts": 31, "succeeded": 30, "exhausted": 2}
+    assert counted == {"attempts": 31, "answered_2xx": 30, "exhausted": 2}
     failing = {hook["url"]: hook for hook in document["failing_webhooks"]}
     assert set(failing) == {"http://127.0.0.1:9/failing", "http://127.0.0.1:9/suspended"}
     assert failing["http://127.0.0.1:9/suspended"]["suspended"] is True

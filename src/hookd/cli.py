@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich import box
 from rich.console import Console
-from rich.progress import Progress, TextColumn
+from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from typer.core import TyperCommand
 
@@ -495,6 +495,159 @@ def prune(
     console.print(
         f"Pruned {pruned:,} finished events older than {older_than or 'HOOKD_RETENTION'}."
     )
+
+
+@app.command("rotate-key", cls=_Command)
+def rotate_key(
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows re-sealed per transaction.")] = 500,
+    pause: Annotated[
+        float, typer.Option(min=0.0, help="Seconds to wait between batches, to spare the store.")
+    ] = 0.0,
+) -> None:
+    """Re-seal every stored secret from HOOKD_SECRET_KEY to HOOKD_NEW_SECRET_KEY (and seal
+    those stored in clear); resumable: run it again after an interruption. Stop every hookd
+    process first; afterwards run them with HOOKD_SECRET_KEY set to the new key."""
+    from hookd.store import migrate as migrations
+    from hookd.store.database import Database
+    from hookd.store.rotation import Rotated, RotationError, rotate, rows_to_read
+
+    settings = _settings()
+    new_key = settings.new_secret_key
+    if not new_key:
+        raise _fail("HOOKD_NEW_SECRET_KEY: set it to the new key to re-seal the secrets with")
+    if new_key == settings.secret_key:
+        raise _fail("HOOKD_NEW_SECRET_KEY: it is HOOKD_SECRET_KEY already; nothing to rotate")
+    lock = _lock_store(settings, "rotate-key")
+
+    async def run() -> Rotated:
+        db = Database(settings.database_url, pool_size=1, secret_key=settings.secret_key)
+        try:
+            problem = await migrations.schema_problem(db)
+            if problem:
+                raise RotationError(problem)
+            total = await rows_to_read(db)
+            with Progress(
+                TextColumn("re-sealing secrets"),
+                BarColumn(),
+                TextColumn("{task.completed:,}/{task.total:,} rows"),
+                console=console,
+            ) as progress:
+                task = progress.add_task("rotate", total=total)
+                return await rotate(
+                    db,
+                    new_key,
+                    batch_size=batch_size,
+                    pause=pause,
+                    progress=lambda done: progress.update(task, completed=done.rows),
+                )
+        finally:
+            await db.close()
+
+    try:
+        done = asyncio.run(run())
+    except RotationError as exc:
+        raise _fail(str(exc)) from None
+    del lock
+    console.print(
+        f"Re-sealed {done.resealed:,} secrets with the new key ({done.kept:,} were already); "
+        "run hookd with HOOKD_SECRET_KEY set to the new key from now on.",
+        highlight=False,
+    )
+
+
+# `hookd status` shows the last hour's deliveries in spans of this many minutes.
+STATUS_SPAN_MINUTES = 5
+
+
+@app.command(cls=_Command)
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+) -> None:
+    """The queue by state, deliveries per minute over the last hour, and the webhooks that are
+    failing, suspended or disabled."""
+    import orjson
+
+    from hookd.store.status import status as read_status
+
+    now = time.time()
+    found = _on_store(_settings(), lambda db: read_status(db, now))
+    if as_json:
+        document = {
+            "queue": found.queue,
+            "oldest_due_age_seconds": None
+            if found.oldest_due is None
+            else round(max(now - found.oldest_due, 0.0), 3),
+            "minutes": [
+                {
+                    "minute": span.start * 60,
+                    "attempts": span.attempts,
+                    "answered_2xx": span.succeeded,
+                    "exhausted": span.exhausted,
+                }
+                for span in found.minutes
+            ],
+            "failing_webhooks": [_webhook_json(line) for line in found.failing],
+            "disabled_webhooks": [_webhook_json(line) for line in found.disabled],
+        }
+        sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    queue = Table("state", "deliveries", title="Queue", box=box.SIMPLE_HEAD)
+    for state, count in found.queue.items():
+        queue.add_row(state, f"{count:,}")
+    queue.add_row("oldest due", _age(now, found.oldest_due))
+    console.print(queue)
+    per_minute = Table(
+        "minutes", "attempts/min", "2xx/min", "exhausted", title="Last hour", box=box.SIMPLE_HEAD
+    )
+    spans = found.minutes
+    for start in range(0, len(spans), STATUS_SPAN_MINUTES):
+        chunk = spans[start : start + STATUS_SPAN_MINUTES]
+        attempts = sum(span.attempts for span in chunk)
+        succeeded = sum(span.succeeded for span in chunk)
+        per_minute.add_row(
+            f"{time.strftime('%H:%M', time.localtime(chunk[0].start * 60))}"
+            f"-{time.strftime('%H:%M', time.localtime((chunk[-1].start + 1) * 60))}",
+            f"{attempts / len(chunk):,.1f}",
+            f"{succeeded / len(chunk):,.1f}",
+            f"{sum(span.exhausted for span in chunk):,}",
+        )
+    console.print(per_minute)
+    failing = Table(
+        "uid", "url", "failures in a row", "failing since", "suspended",
+        title="Failing webhooks", box=box.SIMPLE_HEAD,
+    )  # fmt: skip
+    for line in found.failing:
+        failing.add_row(
+            str(line.uid),
+            line.url,
+            str(line.failures),
+            _when(None if line.failing_since is None else int(line.failing_since)),
+            "yes" if line.suspended else "",
+        )
+    console.print(failing if found.failing else "No failing webhooks.")
+    disabled = Table(
+        "uid", "url", "since", "reason", title="Disabled webhooks", box=box.SIMPLE_HEAD
+    )
+    for line in found.disabled:
+        disabled.add_row(str(line.uid), line.url, _when(line.updated_at), line.reason or "")
+    console.print(disabled if found.disabled else "No disabled webhooks.")
+
+
+def _age(now: float, since: float | None) -> str:
+    return "-" if since is None else f"{max(now - since, 0.0):,.1f}s ago"
+
+
+def _webhook_json(line: Any) -> dict[str, Any]:
+    return {
+        "uid": line.uid,
+        "dialect": line.dialect,
+        "url": line.url,
+        "failures": line.failures,
+        "failing_since": line.failing_since,
+        "suspended": line.suspended,
+        "disabled_reason": line.reason,
+        "updated_at": line.updated_at,
+    }
 
 
 def main() -> None:

@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     allow_targets: Annotated[tuple[str, ...], NoDecode] = ()
     retry_schedule: Annotated[tuple[float, ...], NoDecode] = (5.0, 30.0, 120.0, 600.0, 1800.0)
     secret_key: str | None = None
+    # Read by `hookd rotate-key` only: the key HOOKD_SECRET_KEY's secrets are re-sealed with.
+    new_secret_key: str | None = None
     relative_base_url: str | None = None
 
     token_ttl: Annotated[float, NoDecode] = 24 * 3600.0

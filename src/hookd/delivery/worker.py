@@ -404,6 +404,8 @@ class Worker:
             self._suspended_at.pop(webhook_id, None)
         if recorded.recovered:
             self._wake.set()
+        if recorded.announced:
+            log.info("queued %d deliveries of hookd's own events", recorded.announced)
         if recorded.stale:
             log.warning(
                 "%d outcomes not recorded: their lease ran out and another worker took them",

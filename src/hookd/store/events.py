@@ -113,23 +113,52 @@ async def _publish_once(db: Database, new_events: list[NewEvent], now: float) ->
                 first_with_key[key] = index
                 fresh.append((index, event))
 
-        subscribers = await _subscribers(conn, {event.topic for _, event in fresh})
-        targets = [_targets(event, subscribers[event.topic]) for _, event in fresh]
-        rows = [
-            (event.id, event.idempotency_key, event.topic, event.body, len(hooks))
-            for (_, event), hooks in zip(fresh, targets, strict=True)
-        ]
-        if rows:
-            insert = _insert_sqlite if db.is_sqlite else _insert_postgres
-            queued = await insert(conn, rows, targets, now)
-        for (index, event), webhook_ids in zip(fresh, targets, strict=True):
-            results[index] = Published(event.id, len(webhook_ids))
+        fanned_out = await store_in(db, conn, [event for _, event in fresh], now)
+        for (index, event), count in zip(fresh, fanned_out, strict=True):
+            results[index] = Published(event.id, count)
+            queued += count
     if queued:
         db.wake()
     for index, event in enumerate(new_events):
         if results[index] is None and event.idempotency_key is not None:
             results[index] = results[first_with_key[event.idempotency_key]]
     return [result for result in results if result is not None]
+
+
+async def store_in(
+    db: Database,
+    conn: AsyncConnection,
+    new_events: list[NewEvent],
+    now: float,
+    *,
+    unless_unsubscribed: bool = False,
+) -> list[int]:
+    """Within the caller's transaction: store `new_events` (their idempotency keys already
+    checked) and one pending delivery per matching active webhook; returns the deliveries of
+    each. With `unless_unsubscribed`, an event no webhook receives is not stored. On PostgreSQL
+    the workers are woken at commit; on SQLite the caller wakes them."""
+    if not new_events:
+        return []
+    subscribers = await _subscribers(conn, {event.topic for event in new_events})
+    targets = [_targets(event, subscribers[event.topic]) for event in new_events]
+    stored = [
+        (event, hooks) for event, hooks in zip(new_events, targets, strict=True)
+        if hooks or not unless_unsubscribed
+    ]  # fmt: skip
+    if stored:
+        await _insert(db, conn, stored, now)
+    return [len(hooks) for hooks in targets]
+
+
+async def _insert(
+    db: Database, conn: AsyncConnection, stored: list[tuple[NewEvent, list[int]]], now: float
+) -> None:
+    rows = [
+        (event.id, event.idempotency_key, event.topic, event.body, len(hooks))
+        for event, hooks in stored
+    ]
+    insert = _insert_sqlite if db.is_sqlite else _insert_postgres
+    await insert(conn, rows, [hooks for _, hooks in stored], now)
 
 
 async def _recent_keys(

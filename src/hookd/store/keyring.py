@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hookd.store.database import Database
 from hookd.store.schema import keyring, webhooks
-from hookd.store.secret_box import CURRENT_VERSION
+from hookd.store.secret_box import CURRENT_VERSION, SecretBox
 
 SALT_BYTES = 16
 # Every column that holds a secret or an API key: (table, its key column, the secret columns).
@@ -32,17 +32,23 @@ SEALED_COLUMNS: tuple[tuple[Table, Column[Any], tuple[Column[Any], ...]], ...] =
 )
 
 
-async def unlock(db: Database) -> None:
-    """Let `db` seal with HOOKD_SECRET_KEY: read the store's salts, making the current one if
-    the store has none yet. Nothing to do without a key."""
-    if not db.secrets.has_key:
+async def salts(db: Database) -> dict[int, bytes]:
+    """The store's salts, by seal version."""
+    async with db.read() as conn:
+        rows = (await conn.execute(select(keyring.c.version, keyring.c.salt))).all()
+    return {row.version: base64.b64decode(row.salt) for row in rows}
+
+
+async def unlock(db: Database, box: SecretBox | None = None) -> None:
+    """Let `db` seal with HOOKD_SECRET_KEY (or `box` with its key): read the store's salts,
+    making the current one if the store has none yet. Nothing to do without a key."""
+    box = box or db.secrets
+    if not box.has_key:
         return
     for _ in range(3):
-        async with db.read() as conn:
-            rows = (await conn.execute(select(keyring.c.version, keyring.c.salt))).all()
-        salts = {row.version: base64.b64decode(row.salt) for row in rows}
-        if CURRENT_VERSION in salts:
-            db.secrets.unlock(salts)
+        found = await salts(db)
+        if CURRENT_VERSION in found:
+            box.unlock(found)
             return
         salt = base64.b64encode(secrets.token_bytes(SALT_BYTES)).decode()
         try:

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookd.domain.sharing import Queued, Take, plan_claim, rate_schedules
 from hookd.domain.states import DeliveryState, Ordering, WebhookStatus
-from hookd.store import stats
+from hookd.store import announcements, stats
 from hookd.store.database import Database
 from hookd.store.schema import CLAIMABLE_STATES, deliveries, webhooks
 
@@ -201,6 +201,8 @@ class Recorded:
     recovered: list[int] = field(default_factory=list)
     # Outcomes not written because their claim's lease had been lost.
     stale: int = 0
+    # Deliveries of hookd's own events queued about these changes (`store.announcements`).
+    announced: int = 0
 
 
 async def claim_due(
@@ -498,18 +500,37 @@ async def record_outcomes(
         probes = {o.webhook_id for o in made if o.probe}
         if succeeded:
             recorded.recovered = await _succeeded(conn, sorted(succeeded), now)
+        failing: list[int] = []
         if failed:
             recorded.suspended = await _failed(
                 db, conn, failed, probes, now, suspend_after, probe_delay or (lambda _: 60.0)
             )
-            recorded.disabled = await _disable(
+            failing = await _disable(
                 conn,
                 webhooks.c.id.in_(failed) & (webhooks.c.failing_since <= now - disable_after),
                 now,
                 f"disabled by hookd: every delivery attempt failed for {disable_after:g}s",
             )
-        if gone:
-            recorded.disabled += await _disable(conn, webhooks.c.id.in_(gone), now, GONE_REASON)
+        gone_disabled = (
+            await _disable(conn, webhooks.c.id.in_(gone), now, GONE_REASON) if gone else []
+        )
+        recorded.disabled = failing + gone_disabled
+        exhausted = [o.delivery_id for o in made if o.state == DeliveryState.FAILED and not o.gone]
+        if exhausted or recorded.disabled or recorded.recovered:
+            recorded.announced = await announcements.announce(
+                db,
+                conn,
+                now,
+                failed={
+                    o.delivery_id: o.webhook_id for o in made if o.state != DeliveryState.SUCCEEDED
+                },
+                exhausted=exhausted,
+                disabled_failing=failing,
+                disabled_gone=gone_disabled,
+                recovered=recorded.recovered,
+            )
+    if recorded.announced:
+        db.wake()
     stats.count_outcomes(db, [o for o in outcomes if o.delivery_id in applied], now)
     return recorded
 

@@ -31,6 +31,11 @@ def is_reserved(name: str) -> bool:
     return name.startswith(RESERVED_PREFIX)
 
 
+def could_be_added(name: str) -> bool:
+    """Whether `name` has the form of a type a producer may add (whether or not it was)."""
+    return len(name) <= MAX_NAME_LENGTH and bool(_NAME.fullmatch(name)) and not is_reserved(name)
+
+
 def check_name(name: str) -> str:
     """A custom type's name: dotted lowercase segments, not under `hookd.`."""
     if len(name) > MAX_NAME_LENGTH:

@@ -11,6 +11,7 @@ from hookd.domain.event_types import (
     candidate_topics,
     check_entry,
     check_name,
+    could_be_added,
     matches,
 )
 
@@ -102,3 +103,13 @@ def test_good_entries(entry: str) -> None:
 def test_bad_entries(entry: str, says: str) -> None:
     with pytest.raises(ValueError, match=says):
         check_entry(entry)
+
+
+def test_what_could_have_been_added_is_what_check_name_accepts() -> None:
+    for name in ("order.created", "a.b", "hookd.mine", "order", "a\x00b.c", "a." + "b" * 300):
+        try:
+            check_name(name)
+            accepted = True
+        except ValueError:
+            accepted = False
+        assert could_be_added(name) is accepted, name

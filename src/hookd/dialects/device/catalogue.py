@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterable
 
 from hookd.dialects.device.event_types import BUILT_IN, KNOWN_EVENT_TYPES, SUBSCRIBABLE_EVENT_TYPES
 from hookd.domain.errors import InvalidField
-from hookd.domain.event_types import MAX_NAME_LENGTH, is_reserved, is_wildcard
+from hookd.domain.event_types import could_be_added, is_wildcard
 from hookd.store import event_types as store
 from hookd.store.database import Database
 
@@ -22,7 +22,7 @@ async def _unknown(db: Database, wanted: Iterable[str], built_in: Collection[str
     """Those of `wanted` that are neither in `built_in` nor added, in their order."""
     others = [name for name in dict.fromkeys(wanted) if name not in built_in]
     # Names that could never have been added are not looked up.
-    candidates = [name for name in others if len(name) <= MAX_NAME_LENGTH and not is_reserved(name)]
+    candidates = [name for name in others if could_be_added(name)]
     added = await store.existing(db, candidates) if candidates else set()
     return [name for name in others if name not in added]
 

@@ -24,6 +24,7 @@ from hookd.dialects.device.views import (
     event_type_view,
 )
 from hookd.domain.api_keys import displayed, new_api_key
+from hookd.domain.event_types import could_be_added
 from hookd.domain.validation import parse_id
 from hookd.http.auth import Admin, AnyUser, Hookd, forget_api_key
 from hookd.http.body import read_json_object
@@ -176,6 +177,8 @@ def _exists(name: str) -> ApiError:
 async def remove_event_type(name: TypeName, _: Admin, hookd: Hookd) -> Response:
     if name in BUILT_IN:
         raise ApiError(400, f"{name!r} is a built-in event type and cannot be removed")
+    if not could_be_added(name):
+        raise ApiError(404, f"No event type {name!r}")
     outcome, webhooks = await type_store.delete_event_type(hookd.db, name)
     if outcome is type_store.Deletion.UNKNOWN:
         raise ApiError(404, f"No event type {name!r}")

@@ -71,6 +71,9 @@ async def test_built_in_types_cannot_be_removed_or_added_again(api: Api) -> None
 async def test_removing_an_unknown_type(api: Api) -> None:
     response = await api.client.delete("/api/v1/event-types/no.such", headers=api.admin)
     assert_error(response, 404, "No event type 'no.such'")
+    for name in ("a%00b.c", "a." + "b" * 300, "x", "%C3%A9.x"):
+        response = await api.client.delete(f"/api/v1/event-types/{name}", headers=api.admin)
+        assert response.status_code == 404, response.text
 
 
 async def test_only_admins_change_the_catalogue(api: Api) -> None:
@@ -123,7 +126,7 @@ async def test_producers_publish_added_types_never_unknown_or_hookds_own(
     assert published["deliveries"] == 1
     await receiver.wait_for(1)
     assert receiver.requests[0].json()["type"] == "order.created"
-    for event_type in ("order.deleted", "hookd.webhook.disabled", "hookd.mine"):
+    for event_type in ("order.deleted", "hookd.webhook.disabled", "hookd.mine", "a\x00b.c"):
         refused = await api.client.post(
             "/api/v1/events",
             json=[{"type": "order.created"}, {"type": event_type}],

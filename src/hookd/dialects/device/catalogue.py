@@ -28,18 +28,21 @@ async def _unknown(db: Database, wanted: Iterable[str], built_in: Collection[str
 
 
 async def check_subscriptions(db: Database, entries: Iterable[str], field: str) -> None:
-    """Every entry that is no wildcard names a type of the catalogue (InvalidField otherwise).
+    """What a webhook lists: wildcards, and types of the catalogue (hookd's own included).
     The entries' form was checked with the webhook's other fields."""
-    unknown = await _unknown(db, (entry for entry in entries if not is_wildcard(entry)), BUILT_IN)
-    if unknown:
-        raise InvalidField(field, f"{unknown[0]!r} is not a known event type")
+    await _check_names(db, entries, field, BUILT_IN)
 
 
 async def check_publishable(db: Database, entries: Iterable[str], field: str) -> None:
-    """What an API key may publish: wildcards, and types a producer may publish."""
-    unknown = await _unknown(
-        db, (entry for entry in entries if not is_wildcard(entry)), KNOWN_EVENT_TYPES
-    )
+    """What an API key lists: wildcards, and types a producer may publish."""
+    await _check_names(db, entries, field, KNOWN_EVENT_TYPES)
+
+
+async def _check_names(
+    db: Database, entries: Iterable[str], field: str, built_in: Collection[str]
+) -> None:
+    """Every entry that is no wildcard is in `built_in` or was added (InvalidField otherwise)."""
+    unknown = await _unknown(db, (entry for entry in entries if not is_wildcard(entry)), built_in)
     if unknown:
         raise InvalidField(field, f"{unknown[0]!r} is not a known event type")
 

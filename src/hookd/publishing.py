@@ -98,3 +98,8 @@ async def publish(
 def user_producer(user_id: int) -> str:
     """The producer an authenticated user publishes as."""
     return f"user:{user_id}"
+
+
+def key_producer(key_id: int) -> str:
+    """The producer an API key publishes as (its ids are its own, apart from its creator's)."""
+    return f"key:{key_id}"

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow  # subprocesses: seconds
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 VENV = Path(sys.executable).parent.parent
-SECTIONS = ("## Walk-through", "## The repository dialect")
+SECTIONS = ("## Walk-through", "## Producers", "## The repository dialect")
 PASSWORD = "<printed at start>"
 PORTS = (8080, 9000, 9001)
 RUN_SECONDS = 120
@@ -184,14 +184,28 @@ def test_the_readme_walkthrough_works_as_written(tmp_path: Path) -> None:
         return (tmp_path / f"block-{number}.out").read_text()
 
     assert re.fullmatch(r"TOKEN=\S{20,}\n", (tmp_path / "token.out").read_text())
-    [catalogue] = json_values(output("/api/v1/event-types"))
+    [catalogue] = json_values(output('event-types -H "$AUTH"\n'))
     assert isinstance(catalogue, dict) and catalogue["total"] == len(catalogue["items"]) == 44
+    assert catalogue["items"][-3:] == [
+        "hookd.webhook.disabled",
+        "hookd.webhook.recovered",
+        "hookd.delivery.exhausted",
+    ]
     created, listed, published = json_values(output('"event_types": ["log.door_was_opened"]'))
     assert isinstance(created, dict) and created["uid"] == 1, created
     assert created["headers"] == '{"X-Tenant": "acme"}'
     assert isinstance(listed, dict) and listed["total"] == 1
     assert isinstance(published, dict) and published["deliveries"] == 1
+    added, subscribed, keys = json_values(output('"name": "shop"'))
+    assert isinstance(added, dict) and added["name"] == "order.created", added
+    assert isinstance(subscribed, dict) and subscribed["event_types"] == ["order.*"], subscribed
+    assert isinstance(keys, dict) and keys["total"] == 1 and "key" not in keys["items"][0]
+    by_key, refused, revoked = json_values(output("/api/v1/api-keys/1"))
+    assert isinstance(by_key, dict) and by_key["deliveries"] == 1, by_key
+    assert refused == {"error": "This API key may not publish 'log.door_was_opened'"}
+    assert revoked == {"error": "Log In"}
     received = output("hookd listen")
+    assert "order.created" in received, received
     assert "signature: valid" in received and "INVALID" not in received, received
     [log] = json_values(output("/deliveries"))
     assert isinstance(log, dict) and log["items"][0]["status"] in ("succeeded", "delivering")

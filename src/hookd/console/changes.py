@@ -11,6 +11,7 @@ from typing import Any
 from hookd.console.forms import DEVICE_CONTROLS, Control, body_of
 from hookd.console.session import Form
 from hookd.delivery.sender import Attempt, Result
+from hookd.dialects.device import catalogue
 from hookd.dialects.device import fields as device_fields
 from hookd.dialects.device import views as device_views
 from hookd.dialects.repository import fields as repository_fields
@@ -112,6 +113,7 @@ async def load(db: Database, webhook_id: int) -> Shown | None:
 
 async def create_device(hookd: Services, form: Form) -> Webhook:
     spec = device_fields.parse_webhook(body_of(form, DEVICE_CONTROLS))
+    await catalogue.check_subscriptions(hookd.db, spec.event_types, "event_types")
     fields = spec.to_fields(secret=generate_secret())
     return await core_store.create_webhook(hookd.db, DEVICE, fields)
 
@@ -152,6 +154,7 @@ async def replace(
     body = body_of(form, controls)
     if current.binding is None:
         spec = device_fields.parse_webhook(body)
+        await catalogue.check_subscriptions(hookd.db, spec.event_types, "event_types")
         await core_store.replace_webhook(
             hookd.db, current.id, spec.to_fields(current.webhook.secret)
         )

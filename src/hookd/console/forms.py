@@ -9,7 +9,8 @@ gains is one more `Control` here.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -81,6 +82,16 @@ DEVICE_CONTROLS: tuple[Control, ...] = (
         "16 to 128 characters. Leave empty to generate one (or, when editing, to keep it).",
     ),
 )
+
+
+def device_controls(event_types: Sequence[str]) -> tuple[Control, ...]:
+    """The device dialect's webhook form offering `event_types` (the catalogue's, and whatever
+    else the webhook lists, such as wildcards, so that saving keeps them)."""
+    options = tuple((name, name) for name in event_types)
+    return tuple(
+        replace(control, options=options) if control.name == "event_types" else control
+        for control in DEVICE_CONTROLS
+    )
 
 
 def repository_controls(events: list[EventDefinition]) -> tuple[Control, ...]:

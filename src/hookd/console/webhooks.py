@@ -15,6 +15,7 @@ from hookd.console.forms import (
     DEVICE_CONTROLS,
     Control,
     Filled,
+    device_controls,
     moment_value,
     parse_moment,
     posted_values,
@@ -24,6 +25,7 @@ from hookd.console.forms import (
 from hookd.console.render import page
 from hookd.console.session import AdminViewer, AnyViewer, Form, Hookd, Viewer, posted, see_other
 from hookd.delivery.sender import Result
+from hookd.dialects.device import catalogue
 from hookd.dialects.repository import store as repository_store
 from hookd.domain.errors import InvalidField
 from hookd.domain.states import WebhookStatus
@@ -249,9 +251,13 @@ async def delete_webhook(
 # --- creating and editing ---------------------------------------------------------------------
 
 
-async def _controls(hookd: Services, dialect: str, *, creating: bool) -> tuple[Control, ...]:
+async def _controls(
+    hookd: Services, dialect: str, *, creating: bool, current: Shown | None = None
+) -> tuple[Control, ...]:
     if dialect == DEVICE:
-        return DEVICE_CONTROLS
+        names = await catalogue.names(hookd.db)
+        listed = current.webhook.topics if current is not None else ()
+        return device_controls([*names, *(entry for entry in listed if entry not in names)])
     controls = repository_controls(await repository_store.all_events(hookd.db))
     return controls if creating else tuple(c for c in controls if not c.on_create_only)
 
@@ -339,7 +345,7 @@ async def edit_webhook(
     webhook_id: str, request: Request, looking: AdminViewer, hookd: Hookd
 ) -> Response:
     current = await existing(hookd, webhook_id)
-    controls = await _controls(hookd, current.dialect, creating=False)
+    controls = await _controls(hookd, current.dialect, creating=False, current=current)
     filled = Filled(shown_values(current.entity()))
     return _form_page(request, looking, current.dialect, controls, filled, current=current)
 
@@ -350,7 +356,7 @@ async def save_webhook(
 ) -> Response:
     current = await existing(hookd, webhook_id)
     form = await posted(request, looking)
-    controls = await _controls(hookd, current.dialect, creating=False)
+    controls = await _controls(hookd, current.dialect, creating=False, current=current)
     try:
         await changes.replace(hookd, current, form, controls)
     except InvalidField as error:

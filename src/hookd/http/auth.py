@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from hookd import publishing
+from hookd.domain.api_keys import is_api_key, key_digest
 from hookd.domain.credentials import ROLES, new_token, token_digest
 from hookd.http.body import read_json_object
-from hookd.http.errors import Error, admin_required, login_required
+from hookd.http.errors import Error, admin_required, login_required, publishing_only
 from hookd.http.openapi import errors, operation
 from hookd.http.responses import Json
 from hookd.http.services import Services, services
-from hookd.store import accounts
+from hookd.store import accounts, api_keys
 from hookd.store.accounts import User
+from hookd.store.api_keys import ApiKey
 
 router = APIRouter(prefix="/api/v1", tags=["authentication"])
 
@@ -42,11 +47,55 @@ async def user_for_token(hookd: Services, token: str) -> User | None:
     return user
 
 
+async def api_key_for(hookd: Services, key: str) -> ApiKey | None:
+    """The live API key `key` is (checked by its digest: cheap, a key is long and random)."""
+    digest, now = key_digest(key), time.time()
+    found = hookd.api_keys.get(digest, now)
+    if found is None:
+        found = await api_keys.find_api_key(hookd.db, digest)
+        if found is not None:
+            hookd.api_keys.put(digest, found, math.inf, now)
+    return found
+
+
 async def current_user(request: Request, hookd: Services = Depends(services)) -> User:
-    user = await user_for_token(hookd, _bearer(request))
+    token = _bearer(request)
+    if is_api_key(token):
+        if await api_key_for(hookd, token) is None:
+            raise login_required()
+        raise publishing_only()
+    user = await user_for_token(hookd, token)
     if user is None:
         raise login_required()
     return user
+
+
+@dataclass(slots=True, frozen=True)
+class Producer:
+    """Who publishes: a logged-in user, or an API key limited to some types."""
+
+    # The account idempotency keys are scoped to (`publishing.user_producer`, `key_producer`).
+    name: str
+    # The types (or wildcards) it may publish; None: any.
+    event_types: tuple[str, ...] | None = None
+
+
+async def current_producer(request: Request, hookd: Services = Depends(services)) -> Producer:
+    token = _bearer(request)
+    if is_api_key(token):
+        key = await api_key_for(hookd, token)
+        if key is None:
+            raise login_required()
+        return Producer(publishing.key_producer(key.id), key.event_types)
+    user = await user_for_token(hookd, token)
+    if user is None:
+        raise login_required()
+    return Producer(publishing.user_producer(user.id))
+
+
+def forget_api_key(hookd: Services, digest: str) -> None:
+    """A revoked key is refused by this process at once (by others within the cache's TTL)."""
+    hookd.api_keys.forget(digest)
 
 
 async def current_admin(user: User = Depends(current_user)) -> User:
@@ -56,6 +105,7 @@ async def current_admin(user: User = Depends(current_user)) -> User:
 
 
 AnyUser = Annotated[User, Depends(current_user)]
+AnyProducer = Annotated[Producer, Depends(current_producer)]
 Admin = Annotated[User, Depends(current_admin)]
 Hookd = Annotated[Services, Depends(services)]
 

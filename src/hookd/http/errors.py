@@ -49,6 +49,10 @@ def admin_required() -> ApiError:
     return ApiError(403, "Administrator rights required")
 
 
+def publishing_only() -> ApiError:
+    return ApiError(403, "An API key may only publish events (POST /api/v1/events)")
+
+
 def wrong_json_body() -> ApiError:
     return ApiError(400, "Wrong JSON body")
 

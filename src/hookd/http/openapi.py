@@ -20,19 +20,27 @@ from pydantic.json_schema import models_json_schema
 JSON = "application/json"
 REF = "#/components/schemas/{model}"
 BEARER = "bearer"
+API_KEY = "apiKey"
 
 SECURITY_SCHEMES = {
     BEARER: {
         "type": "http",
         "scheme": "bearer",
         "description": "A token from `POST /api/v1/login`",
-    }
+    },
+    API_KEY: {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A producer's API key (`hk_…`) from `POST /api/v1/api-keys`: it may only "
+        "publish events",
+    },
 }
 
 STATUS_DESCRIPTIONS = {
     400: "Bad input: the message names the field and what is wrong",
     401: "No or invalid token",
-    403: "Administrator rights required",
+    403: "Administrator rights required (or an API key, which may only publish)",
+    409: "In conflict with what is stored",
     404: "Not found",
     406: "The Accept header allows none of the media types this answer comes in",
     413: "The body is too large",
@@ -93,9 +101,10 @@ def operation(
     body: type[BaseModel] | None = None,
     body_required: bool = True,
     secured: bool = True,
+    api_key: bool = False,
 ) -> dict[str, Any]:
-    """A route's `openapi_extra`: the JSON body its handler reads, and whether it takes a
-    bearer token."""
+    """A route's `openapi_extra`: the JSON body its handler reads, whether it takes a bearer
+    token, and whether an API key will do instead."""
     extra: dict[str, Any] = {}
     if body is not None:
         extra["requestBody"] = {
@@ -103,7 +112,7 @@ def operation(
             "content": {JSON: {"schema": SCHEMAS.ref(body)}},
         }
     if secured:
-        extra["security"] = [{BEARER: []}]
+        extra["security"] = [{BEARER: []}, {API_KEY: []}] if api_key else [{BEARER: []}]
     return extra
 
 

@@ -11,6 +11,8 @@ from hookd.delivery.chain import CallLog, Validator
 from hookd.delivery.sender import Sender
 from hookd.http.logins import LoginGuard
 from hookd.http.token_cache import TokenCache
+from hookd.store.accounts import User
+from hookd.store.api_keys import ApiKey
 from hookd.store.database import Database
 
 
@@ -26,7 +28,8 @@ class Services:
     call_log: CallLog
     # Password checks off the event loop, and throttling of failed logins.
     logins: LoginGuard
-    tokens: TokenCache = field(default_factory=TokenCache)
+    tokens: TokenCache[User] = field(default_factory=TokenCache)
+    api_keys: TokenCache[ApiKey] = field(default_factory=TokenCache)
 
 
 async def services(request: Request) -> Services:

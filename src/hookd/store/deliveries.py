@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy import ColumnElement, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hookd.domain.event_types import WILDCARD_SUFFIX, is_wildcard
 from hookd.domain.states import WAITING, DeliveryState
 from hookd.store import stats
 from hookd.store.database import Database
@@ -184,7 +185,7 @@ async def replay(
             literal(now),
             literal(now),
         )
-        .where(events.c.type.in_(topics), events.c.created_at >= since, ~taken)
+        .where(_of_topics(topics), events.c.created_at >= since, ~taken)
         .order_by(events.c.seq)
     )
     return await _queue(
@@ -192,6 +193,15 @@ async def replay(
         insert(deliveries).from_select(
             ["event_seq", "webhook_id", "state", "due_at", "created_at", "updated_at"], missing
         ),
+    )
+
+
+def _of_topics(topics: Sequence[str]) -> ColumnElement[bool]:
+    """Events whose type is one of `topics` or under one of its wildcards (`log.*`)."""
+    prefixes = [topic[: -len(WILDCARD_SUFFIX)] + "." for topic in topics if is_wildcard(topic)]
+    return or_(
+        events.c.type.in_([topic for topic in topics if not is_wildcard(topic)]),
+        *(events.c.type.startswith(prefix, autoescape=True) for prefix in prefixes),
     )
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hookd.domain.event_types import candidate_topics
 from hookd.domain.states import DeliveryState, WebhookStatus
 from hookd.store.database import NOTIFY_CHANNEL, Database
 from hookd.store.schema import events, webhook_topics, webhooks
@@ -189,18 +190,29 @@ async def _recent_keys(
 
 
 async def _subscribers(conn: AsyncConnection, topics: set[str]) -> dict[str, list[Subscriber]]:
-    """Active webhooks per topic, with their category restrictions, in creation order."""
+    """Active webhooks per topic, with their category restrictions, in creation order: those
+    subscribed to the topic itself or to a wildcard over it (`log.*` for `log.x`), each once."""
     found: dict[str, list[Subscriber]] = defaultdict(list)
     if not topics:
         return found
+    candidates = {topic: candidate_topics(topic) for topic in topics}
     rows = await conn.execute(
         select(webhook_topics.c.topic, webhooks.c.id, webhooks.c.categories)
         .join(webhooks, webhooks.c.id == webhook_topics.c.webhook_id)
-        .where(webhook_topics.c.topic.in_(topics), webhooks.c.status == WebhookStatus.ACTIVE.value)
+        .where(
+            webhook_topics.c.topic.in_({entry for each in candidates.values() for entry in each}),
+            webhooks.c.status == WebhookStatus.ACTIVE.value,
+        )
         .order_by(webhooks.c.id)
     )
-    for topic, webhook_id, categories in rows:
-        found[topic].append((webhook_id, tuple(orjson.loads(categories)) if categories else ()))
+    by_entry: dict[str, list[Subscriber]] = defaultdict(list)
+    for entry, webhook_id, categories in rows:
+        by_entry[entry].append((webhook_id, tuple(orjson.loads(categories)) if categories else ()))
+    for topic, entries in candidates.items():
+        matched = [subscriber for entry in entries for subscriber in by_entry.get(entry, ())]
+        if matched:
+            # A webhook listing both `log.*` and `log.x` gets one delivery.
+            found[topic] = sorted(dict(matched).items()) if len(entries) > 1 else matched
     return found
 
 

@@ -245,3 +245,29 @@ keyring = Table(
     Column("salt", String(64), nullable=False),
     Column("created_at", BigInteger, nullable=False),
 )
+
+# The device dialect's event types beyond its built-in ones, in creation order.
+event_types = Table(
+    "event_types",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("created_at", BigInteger, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+# Producers' API keys: only a digest of each key is kept, and its first characters for display.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    # A JSON array of the types (or wildcards) the key may publish; null: any.
+    Column("event_types", Text),
+    Column("created_at", BigInteger, nullable=False),
+    # A revoked key's id is never handed out again: it names the key's producer.
+    sqlite_autoincrement=True,
+)

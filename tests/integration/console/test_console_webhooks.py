@@ -111,6 +111,30 @@ async def test_create_edit_toggle_and_delete_a_device_webhook(api: Api) -> None:
     assert gone.status_code == 400
 
 
+async def test_the_device_form_offers_added_types_and_keeps_wildcards(api: Api) -> None:
+    token = await logged_in(api)
+    added = await api.client.post(
+        "/api/v1/event-types", json={"name": "order.created"}, headers=api.admin
+    )
+    assert added.status_code == 201, added.text
+    new = await api.client.get("/webhooks/new/device")
+    assert 'value="order.created"' in new.text
+    assert 'value="hookd.webhook.disabled"' in new.text
+    form = {**DEVICE_FORM, "event_types": ["order.created", "no.such_type"]}
+    refused = await post_form(api, "/webhooks/new/device", form, token)
+    assert refused.status_code == 400
+    assert field_error(refused.text, "event_types") == "'no.such_type' is not a known event type"
+
+    hook = await api.create_webhook(url="http://127.0.0.1:9/", event_types=["log.*"])
+    edit = await api.client.get(f"/webhooks/{hook['uid']}/edit")
+    assert re.search(r'value="log\.\*" checked', edit.text), edit.text
+    form = {**DEVICE_FORM, "event_types": ["log.*", "order.created"]}
+    saved = await post_form(api, f"/webhooks/{hook['uid']}/edit", form, token)
+    assert saved.status_code == 303, saved.text
+    entity = (await api.client.get(f"/api/v1/webhooks/{hook['uid']}", headers=api.admin)).json()
+    assert entity["event_types"] == ["log.*", "order.created"]
+
+
 REPOSITORY_FORM = {
     "event": "docs/document.created",
     "uri": "/hook",

@@ -34,6 +34,8 @@ from hookd.store.deliveries import AttemptRecord, Delivery
 HAL = "application/hal+json"
 JSON = "application/json"
 PUBLIC = {("post", "/api/v1/login"), ("get", "/healthz"), ("get", "/metrics")}
+# What an API key may call besides a bearer token.
+PUBLISHING = {("post", "/api/v1/events")}
 
 
 @pytest.fixture(scope="module")
@@ -91,16 +93,21 @@ def test_every_body_read_is_documented_by_name(document: dict[str, Any]) -> None
 def test_bearer_security_on_every_call_but_login_health_and_metrics(
     document: dict[str, Any],
 ) -> None:
-    assert document["components"]["securitySchemes"] == {
-        "bearer": {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "A token from `POST /api/v1/login`",
-        }
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A token from `POST /api/v1/login`",
     }
+    assert schemes["apiKey"]["type"] == "http"
+    assert schemes["apiKey"]["scheme"] == "bearer"
+    assert "/api/v1/api-keys" in schemes["apiKey"]["description"]
     for method, path, operation in operations(document):
         if (method, path) in PUBLIC:
             assert "security" not in operation, f"{method} {path}"
+        elif (method, path) in PUBLISHING:
+            assert operation["security"] == [{"bearer": []}, {"apiKey": []}]
+            assert "403" in operation["responses"], f"{method} {path}"
         else:
             assert operation["security"] == [{"bearer": []}], f"{method} {path}"
             assert "401" in operation["responses"], f"{method} {path}"
@@ -156,19 +163,55 @@ def test_ids_in_paths_are_integers_of_at_least_one(document: dict[str, Any]) -> 
     assert entity["uid"] == {"type": "integer", "minimum": 1, "title": "Uid"}
 
 
-def test_event_types_are_an_enum_everywhere(document: dict[str, Any]) -> None:
+def test_event_types_are_the_built_in_ones_or_names_and_wildcards(
+    document: dict[str, Any],
+) -> None:
     schemas = document["components"]["schemas"]
+    built_in = {"type": "string", "enum": list(SUBSCRIBABLE_EVENT_TYPES)}
+    name = {"type": "string", "maxLength": 200, "pattern": r"^[a-z0-9_]+(\.[a-z0-9_]+)+$"}
+    wildcard = {"type": "string", "maxLength": 200, "pattern": r"^[a-z0-9_]+(\.[a-z0-9_]+)*\.\*$"}
     for schema in (
         schemas["DeviceWebhookSpec"]["properties"]["event_types"]["items"],
         schemas["DeviceWebhookPatch"]["properties"]["event_types"]["items"],
         schemas["DeviceWebhook"]["properties"]["event_types"]["items"],
-        schemas["EventTypeList"]["properties"]["items"]["items"],
+        schemas["ApiKeySpec"]["properties"]["event_types"]["anyOf"][0]["items"],
     ):
-        assert schema["enum"] == list(SUBSCRIBABLE_EVENT_TYPES)
-    assert schemas["EventToPublish"]["properties"]["type"]["enum"] == list(EVENT_TYPES)
+        [listed, custom, wildcards] = schema["anyOf"]
+        assert listed == built_in
+        assert custom.items() >= name.items()
+        assert wildcards.items() >= wildcard.items()
+    [listed, custom] = schemas["EventTypeList"]["properties"]["items"]["items"]["anyOf"]
+    assert listed == built_in
+    assert custom.items() >= name.items()
+    [publishable, custom] = schemas["EventToPublish"]["properties"]["type"]["anyOf"]
+    assert publishable == {"type": "string", "enum": list(EVENT_TYPES)}
+    assert custom["pattern"] == r"^(?!hookd\.)[a-z0-9_]+(\.[a-z0-9_]+)+$"
     assert len(EVENT_TYPES) == 41
     assert list(SUBSCRIBABLE_EVENT_TYPES) == [*EVENT_TYPES, *OPERATIONAL_EVENT_TYPES]
     assert schemas["DeviceWebhookSpec"]["properties"]["event_types"]["uniqueItems"] is True
+
+
+def test_the_documented_patterns_are_the_rules_that_are_checked(
+    document: dict[str, Any],
+) -> None:
+    schemas = document["components"]["schemas"]
+    _, name, wildcard = schemas["DeviceWebhookSpec"]["properties"]["event_types"]["items"]["anyOf"]
+    publishable = schemas["EventToPublish"]["properties"]["type"]["anyOf"][1]["pattern"]
+    for entry, is_name, is_wildcard in (
+        ("order.created", True, False),
+        ("log.door_was_opened", True, False),
+        ("order.*", False, True),
+        ("a.b.*", False, True),
+        ("*", False, False),
+        ("order", False, False),
+        ("Order.created", False, False),
+        ("order.*.x", False, False),
+        ("order..x", False, False),
+    ):
+        assert bool(re.search(name["pattern"], entry)) is is_name, entry
+        assert bool(re.search(wildcard["pattern"], entry)) is is_wildcard, entry
+    assert re.search(publishable, "order.created")
+    assert not re.search(publishable, "hookd.webhook.disabled")
 
 
 def test_urls_have_a_format(document: dict[str, Any]) -> None:

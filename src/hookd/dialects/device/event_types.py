@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import WithJsonSchema
 
-from hookd.domain.operational import OPERATIONAL_EVENT_TYPES
+from hookd.domain.event_types import MAX_NAME_LENGTH, NAME_PATTERN, WILDCARD_PATTERN
+from hookd.domain.operational import OPERATIONAL_EVENT_TYPES, RESERVED_PREFIX
 
 EVENT_TYPES: tuple[str, ...] = (
     "log.access_denied_by_not_valid_identifier",
@@ -52,22 +54,54 @@ EVENT_TYPES: tuple[str, ...] = (
     "log.bond_lift_request",
 )
 
-# What a producer may publish.
+# The built-in types a producer may publish.
 KNOWN_EVENT_TYPES: frozenset[str] = frozenset(EVENT_TYPES)
 
-# What a webhook may subscribe to: the device's types and hookd's own.
+# What a webhook may subscribe to without adding types: the device's types and hookd's own.
+# Built in, and undeletable; an administrator adds more (`POST /api/v1/event-types`).
 SUBSCRIBABLE_EVENT_TYPES: tuple[str, ...] = (*EVENT_TYPES, *OPERATIONAL_EVENT_TYPES)
+BUILT_IN: frozenset[str] = frozenset(SUBSCRIBABLE_EVENT_TYPES)
 
-# An event type a webhook subscribes to, as the documentation shows it (an enum of the catalogue).
+_LENGTH = {"type": "string", "maxLength": MAX_NAME_LENGTH}
+_BUILT_IN_SCHEMA = {"type": "string", "enum": list(SUBSCRIBABLE_EVENT_TYPES)}
+_CUSTOM_SCHEMA = {
+    **_LENGTH,
+    "pattern": f"^{NAME_PATTERN}$",
+    "description": "A type added with `POST /api/v1/event-types`",
+}
+_WILDCARD_SCHEMA = {
+    **_LENGTH,
+    "pattern": f"^{WILDCARD_PATTERN}$",
+    "description": "Every type under a prefix, present and future (`log.*`)",
+}
+
+# An event type of the catalogue: built in, or added by an administrator.
 EventTypeName = Annotated[
     str,
+    WithJsonSchema({"anyOf": [_BUILT_IN_SCHEMA, _CUSTOM_SCHEMA], "title": "DeviceEventType"}),
+]
+
+# What a webhook (or an API key) lists: a type of the catalogue, or a wildcard.
+Subscription = Annotated[
+    str,
     WithJsonSchema(
-        {"type": "string", "enum": list(SUBSCRIBABLE_EVENT_TYPES), "title": "DeviceEventType"}
+        {
+            "anyOf": [_BUILT_IN_SCHEMA, _CUSTOM_SCHEMA, _WILDCARD_SCHEMA],
+            "title": "DeviceSubscription",
+        }
     ),
 ]
 
-# An event type a producer publishes: the device's own.
+# An event type a producer publishes: the device's own, or one added (never hookd's own).
 PublishableEventType = Annotated[
     str,
-    WithJsonSchema({"type": "string", "enum": list(EVENT_TYPES), "title": "PublishableEventType"}),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "enum": list(EVENT_TYPES)},
+                {**_CUSTOM_SCHEMA, "pattern": f"^(?!{re.escape(RESERVED_PREFIX)}){NAME_PATTERN}$"},
+            ],
+            "title": "PublishableEventType",
+        }
+    ),
 ]

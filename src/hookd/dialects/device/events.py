@@ -50,6 +50,16 @@ class EventsToPublish(
     """One event, or a JSON array of 1 to 1000."""
 
 
+def requested_types(payload: Any) -> list[str]:
+    """The types a publish request names, read before it is checked (so that the types added
+    to the catalogue can be looked up at once); what is not an event is left to `parse_events`."""
+    items = [payload] if isinstance(payload, dict) else payload
+    if not isinstance(items, list) or len(items) > MAX_EVENTS_PER_REQUEST:
+        return []
+    found = (item.get("type") for item in items if isinstance(item, dict))
+    return [event_type for event_type in found if isinstance(event_type, str)]
+
+
 def parse_events(payload: Any, known_types: Collection[str]) -> list[Draft]:
     """A publish request's body as drafts; InvalidField names the first bad field
     (`type`, or `[3].type` in an array)."""

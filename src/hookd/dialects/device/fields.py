@@ -8,13 +8,17 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
 
-from hookd.dialects.device.event_types import SUBSCRIBABLE_EVENT_TYPES, EventTypeName
+from hookd.dialects.device.event_types import Subscription
+from hookd.domain.api_keys import MAX_NAME_LENGTH as MAX_KEY_NAME_LENGTH
 from hookd.domain.errors import InvalidField
+from hookd.domain.event_types import MAX_NAME_LENGTH as MAX_EVENT_TYPE_LENGTH
+from hookd.domain.event_types import NAME_PATTERN, check_entry, check_name, is_reserved
 from hookd.domain.signing import signing_key
 from hookd.domain.states import Ordering, WebhookStatus
 from hookd.domain.validation import (
     HTTP_URL_SCHEMA,
     LINE_PATTERN,
+    Line,
     Text,
     check_http_url,
     check_line,
@@ -180,7 +184,8 @@ HEADERS = Field(
 EVENT_TYPES = Field(
     min_length=1,
     json_schema_extra={"uniqueItems": True},
-    description="Device event types (`GET /api/v1/event-types`), none repeated",
+    description="Event types of the catalogue (`GET /api/v1/event-types`) or wildcards over a "
+    "prefix (`log.*`: every type under `log.`, present and future), none repeated",
 )
 
 
@@ -195,7 +200,7 @@ class DeviceWebhookSpec(BaseModel):
     timeout: Annotated[int, Field(ge=1000, le=30000)] = 10_000
     headers: Annotated[str, HEADERS] = "{}"
     description: Annotated[Text, Field(max_length=1000)] = ""
-    event_types: Annotated[list[EventTypeName], EVENT_TYPES]
+    event_types: Annotated[list[Subscription], EVENT_TYPES]
     max_retries: Annotated[int, Field(ge=0, le=5)] = 3
     rate_limit: (
         Annotated[
@@ -236,9 +241,8 @@ class DeviceWebhookSpec(BaseModel):
     @field_validator("event_types")
     @classmethod
     def _event_types(cls, value: list[str]) -> list[str]:
-        for event_type in value:
-            if event_type not in SUBSCRIBABLE_EVENT_TYPES:
-                raise ValueError(f"{event_type!r} is not a known event type")
+        for entry in value:
+            check_entry(entry)
         if len(set(value)) != len(value):
             raise ValueError("must not repeat an event type")
         return value
@@ -347,3 +351,68 @@ def parse_since(body: Any) -> float:
 def parse_webhook_fields(current: Webhook, secret: str) -> WebhookFields:
     """`current` as it is, with a new secret."""
     return patched_webhook(current, {"secret": secret}).to_fields(secret)
+
+
+# How many entries an API key's `event_types` may hold.
+MAX_KEY_EVENT_TYPES = 100
+
+
+class EventTypeSpec(BaseModel):
+    """`POST /api/v1/event-types`: a type to add to the catalogue."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, title="EventTypeSpec")
+
+    name: Annotated[
+        str,
+        Field(
+            max_length=MAX_EVENT_TYPE_LENGTH,
+            json_schema_extra={"pattern": f"^{NAME_PATTERN}$"},
+            description="Dotted lowercase segments (`order.created`), not under `hookd.`",
+        ),
+    ]
+    description: Annotated[Text, Field(max_length=1000)] = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_name(value)
+
+
+class ApiKeySpec(BaseModel):
+    """`POST /api/v1/api-keys`: a producer's key, for publishing (only the types listed)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, title="ApiKeySpec")
+
+    name: Annotated[Line, Field(min_length=1, max_length=MAX_KEY_NAME_LENGTH)]
+    event_types: (
+        Annotated[
+            list[Subscription],
+            Field(
+                min_length=1,
+                max_length=MAX_KEY_EVENT_TYPES,
+                json_schema_extra={"uniqueItems": True},
+                description="The types (or wildcards, `order.*`) the key may publish; "
+                "omitted or null: any",
+            ),
+        ]
+        | None
+    ) = None
+
+    @field_validator("event_types")
+    @classmethod
+    def _event_types(cls, value: list[str] | None) -> list[str] | None:
+        for entry in value or ():
+            check_entry(entry)
+            if is_reserved(entry):
+                raise ValueError(f"{entry!r} is hookd's own: no producer publishes it")
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("must not repeat an event type")
+        return value
+
+
+def parse_event_type(body: Any) -> EventTypeSpec:
+    return validated(EventTypeSpec, body, "event type")
+
+
+def parse_api_key(body: Any) -> ApiKeySpec:
+    return validated(ApiKeySpec, body, "key")

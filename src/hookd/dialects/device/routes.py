@@ -9,8 +9,8 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from hookd import publishing
 from hookd.delivery.sender import Attempt
-from hookd.dialects.device.event_types import KNOWN_EVENT_TYPES, SUBSCRIBABLE_EVENT_TYPES
-from hookd.dialects.device.events import EventsToPublish, parse_events
+from hookd.dialects.device import catalogue, producers
+from hookd.dialects.device.events import EventsToPublish, parse_events, requested_types
 from hookd.dialects.device.fields import (
     NAME,
     DeviceWebhookPatch,
@@ -28,7 +28,6 @@ from hookd.dialects.device.views import (
     DeliveryList,
     DeviceWebhook,
     DeviceWebhookList,
-    EventTypeList,
     NewSecret,
     Published,
     Queued,
@@ -36,12 +35,13 @@ from hookd.dialects.device.views import (
     delivery_view,
     webhook_entity,
 )
+from hookd.domain.api_keys import allows
 from hookd.domain.event import delivery_body, new_event_id, rfc3339
 from hookd.domain.signing import generate_secret
 from hookd.domain.states import DeliveryState
 from hookd.domain.validation import parse_id
 from hookd.domain.webhook import Webhook
-from hookd.http.auth import Admin, AnyUser, Hookd
+from hookd.http.auth import Admin, AnyProducer, Hookd
 from hookd.http.body import read_json, read_json_object, read_optional_json_object
 from hookd.http.dialect import Dialect
 from hookd.http.errors import ApiError, Error
@@ -117,6 +117,7 @@ async def list_webhooks(_: Admin, hookd: Hookd, limit: Limit = 100, offset: Offs
 )
 async def create_webhook(request: Request, _: Admin, hookd: Hookd) -> Json:
     spec = parse_webhook(await read_json_object(request, hookd.settings.max_body_bytes))
+    await catalogue.check_subscriptions(hookd.db, spec.event_types, "event_types")
     webhook = await store.create_webhook(hookd.db, NAME, spec.to_fields(secret=generate_secret()))
     return Json(webhook_entity(webhook), status_code=201)
 
@@ -144,6 +145,7 @@ async def get_webhook(uid: Uid, _: Admin, hookd: Hookd) -> Json:
 async def replace_webhook(uid: Uid, request: Request, _: Admin, hookd: Hookd) -> Json:
     current = await device_webhook(hookd.db, uid)
     spec = parse_webhook(await read_json_object(request, hookd.settings.max_body_bytes))
+    await catalogue.check_subscriptions(hookd.db, spec.event_types, "event_types")
     fields = spec.to_fields(current.secret)
     updated = await store.replace_webhook(
         hookd.db, current.id, fields, _rotation(hookd, current, fields.secret)
@@ -164,6 +166,7 @@ async def replace_webhook(uid: Uid, request: Request, _: Admin, hookd: Hookd) ->
 async def patch_webhook(uid: Uid, request: Request, _: Admin, hookd: Hookd) -> Json:
     current = await device_webhook(hookd.db, uid)
     spec = patched_webhook(current, await read_json_object(request, hookd.settings.max_body_bytes))
+    await catalogue.check_subscriptions(hookd.db, spec.event_types, "event_types")
     fields = spec.to_fields(current.secret)
     updated = await store.replace_webhook(
         hookd.db, current.id, fields, _rotation(hookd, current, fields.secret)
@@ -285,18 +288,6 @@ async def test_webhook(uid: Uid, _: Admin, hookd: Hookd) -> Json:
 # --- events -----------------------------------------------------------------------------------
 
 
-@router.get(
-    "/event-types",
-    summary="The catalogue of device event types",
-    tags=[EVENTS],
-    response_model=EventTypeList,
-    responses=errors(Error, (401,)),
-    openapi_extra=operation(),
-)
-async def event_types(_: AnyUser) -> Json:
-    return Json({"items": list(SUBSCRIBABLE_EVENT_TYPES), "total": len(SUBSCRIBABLE_EVENT_TYPES)})
-
-
 @router.post(
     "/events",
     status_code=202,
@@ -306,22 +297,25 @@ async def event_types(_: AnyUser) -> Json:
     response_description="Stored, and a delivery queued for every subscribed webhook",
     responses=errors(
         Error,
-        (400, 401, 413, 415),
-        descriptions={**BAD_REQUEST, 413: "An event (or the request) is too large"},
+        (400, 401, 403, 413, 415),
+        descriptions={
+            **BAD_REQUEST,
+            403: "An API key sent an event type it may not publish",
+            413: "An event (or the request) is too large",
+        },
     ),
-    openapi_extra=operation(body=EventsToPublish),
+    openapi_extra=operation(body=EventsToPublish, api_key=True),
 )
-async def publish_events(request: Request, user: AnyUser, hookd: Hookd) -> Json:
+async def publish_events(request: Request, producer: AnyProducer, hookd: Hookd) -> Json:
     # A whole request is held to HOOKD_MAX_PUBLISH_BYTES as it streams in, before it is parsed;
     # each event then to HOOKD_MAX_EVENT_BYTES.
     body = await read_json(request, hookd.settings.max_publish_bytes)
-    drafts = parse_events(body, KNOWN_EVENT_TYPES)
+    drafts = parse_events(body, await catalogue.publishable(hookd.db, requested_types(body)))
+    for draft in drafts:
+        if not allows(producer.event_types, draft.type):
+            raise ApiError(403, f"This API key may not publish {draft.type!r}")
     published = await publishing.publish(
-        hookd.db,
-        drafts,
-        time.time(),
-        hookd.settings.max_event_bytes,
-        producer=publishing.user_producer(user.id),
+        hookd.db, drafts, time.time(), hookd.settings.max_event_bytes, producer=producer.name
     )
     return Json(
         {"ids": [p.id for p in published], "deliveries": sum(p.deliveries for p in published)},
@@ -380,5 +374,7 @@ async def retry_delivery(delivery_id: DeliveryId, _: Admin, hookd: Hookd) -> Jso
         raise ApiError(400, "Wrong delivery id")
     return Json(delivery_view(delivery), status_code=202)
 
+
+router.include_router(producers.router)
 
 DEVICE = Dialect(name=NAME, router=router)

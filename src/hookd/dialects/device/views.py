@@ -7,12 +7,14 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from hookd.dialects.device.event_types import EventTypeName
+from hookd.dialects.device.event_types import EventTypeName, Subscription
 from hookd.domain.states import DeliveryState, Ordering, WebhookHealth, WebhookStatus
 from hookd.domain.validation import HTTP_URL_SCHEMA
 from hookd.domain.webhook import Webhook
 from hookd.http.openapi import Answer
+from hookd.store.api_keys import ApiKey
 from hookd.store.deliveries import Delivery
+from hookd.store.event_types import CustomEventType
 
 Id = Annotated[int, Field(ge=1)]
 UnixSeconds = Annotated[int, Field(description="Unix seconds")]
@@ -28,7 +30,7 @@ class DeviceWebhook(Answer):
     timeout: int = Field(description="Milliseconds")
     headers: str = Field(description="A JSON object of header name → value, held in a string")
     description: str
-    event_types: list[EventTypeName]
+    event_types: list[Subscription]
     max_retries: int
     rate_limit: int | None = Field(
         description="Deliveries per second at most, all workers together; null: none"
@@ -71,7 +73,46 @@ class WebhookTestResult(Answer):
 
 
 class EventTypeList(Answer):
+    """The catalogue: the built-in types in their order, then those added, oldest first."""
+
     items: list[EventTypeName]
+    total: int = Field(ge=0)
+
+
+class EventType(Answer):
+    """A type an administrator added to the catalogue."""
+
+    name: EventTypeName
+    description: str
+    created_at: UnixSeconds
+
+
+class ApiKeyEntry(Answer):
+    """A producer's API key, as listed: its first characters, never the key."""
+
+    id: Id
+    name: str
+    prefix: str = Field(description="The key's first characters, to tell keys apart")
+    event_types: list[Subscription] | None = Field(
+        description="The types (or wildcards) it may publish; null: any"
+    )
+    created_at: UnixSeconds
+
+
+class NewApiKey(Answer):
+    """A new API key: `key` is shown this once (hookd keeps only a digest of it)."""
+
+    id: Id
+    name: str
+    key: str = Field(description="Send it as `Authorization: Bearer <key>` to publish events")
+    event_types: list[Subscription] | None = Field(
+        description="The types (or wildcards) it may publish; null: any"
+    )
+    created_at: UnixSeconds
+
+
+class ApiKeyList(Answer):
+    items: list[ApiKeyEntry]
     total: int = Field(ge=0)
 
 
@@ -161,3 +202,17 @@ def delivery_view(delivery: Delivery) -> dict[str, Any]:
             for attempt in delivery.attempt_log
         ],
     }
+
+
+def api_key_entry(key: ApiKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "name": key.name,
+        "prefix": key.prefix,
+        "event_types": None if key.event_types is None else list(key.event_types),
+        "created_at": key.created_at,
+    }
+
+
+def event_type_view(found: CustomEventType) -> dict[str, Any]:
+    return {"name": found.name, "description": found.description, "created_at": found.created_at}

@@ -7,6 +7,7 @@ polls once an hour, so a delivery that arrives was woken by the NOTIFY of the pr
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -391,3 +392,77 @@ async def test_other_connections_event_lists_and_schema_names_are_refused(
         with pytest.raises(ValueError, match="'Bad-Name' is not a schema name"):
             hookd.publish(conn, [{"type": EVENT}], schema="Bad-Name")
         assert hookd.publish(conn, []) == []
+
+
+README = Path(__file__).resolve().parents[3] / "README.md"
+
+
+def readme_trigger() -> str:
+    """The README's `orders` trigger, as written there."""
+    blocks = re.findall(r"^```sql\n(.*?)^```$", README.read_text(), re.M | re.S)
+    [trigger] = [block for block in blocks if "CREATE TRIGGER" in block]
+    return trigger
+
+
+async def test_the_readme_trigger_publishes_every_committed_order(
+    pg_api: Api, receiver: Receiver
+) -> None:
+    url = pg_api.settings.database_url
+    await pg_api.create_webhook(
+        url=receiver.url(), secret=SECRET, event_types=["log.access_granted_by_api_call"]
+    )
+    await sql(url, "DROP TABLE IF EXISTS orders CASCADE")
+    script = await asyncpg.connect(url)
+    try:
+        await script.execute(readme_trigger())
+    finally:
+        await script.close()
+    conn = await asyncpg.connect(url)
+    try:
+        async with conn.transaction():
+            await conn.execute("INSERT INTO orders VALUES (1, 'acme', 10), (2, 'acme', 20)")
+        try:
+            async with conn.transaction():
+                await conn.execute("INSERT INTO orders VALUES (3, 'globex', 30)")
+                raise RuntimeError("the producer changes its mind")
+        except RuntimeError:
+            pass
+        async with conn.transaction():
+            await conn.execute("INSERT INTO orders VALUES (4, 'initech', 40.5)")
+    finally:
+        await conn.close()
+
+    await receiver.wait_for(3, timeout=15)
+    await asyncio.sleep(0.5)
+    assert received_ids(receiver) == ["order-1", "order-2", "order-4"]
+    data = {request.headers["webhook-id"]: request.json()["data"] for request in receiver.requests}
+    assert data["order-4"] == {"id": 4, "customer": "initech", "total": 40.5}
+
+
+async def test_a_producer_role_needs_execute_and_nothing_more(postgres_url: str) -> None:
+    role = "hookd_test_producer"
+    await sql(
+        postgres_url,
+        f"DO $$ BEGIN CREATE ROLE {role}; EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+    )
+    call = f"SELECT public.publish('{EVENT}', NULL)"
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            async with conn.transaction():
+                await conn.execute(f"SET LOCAL ROLE {role}")
+                await conn.fetchval(call)
+        await conn.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
+        await conn.execute(f"GRANT EXECUTE ON FUNCTION public.publish(text, jsonb, text) TO {role}")
+        async with conn.transaction():
+            await conn.execute(f"SET LOCAL ROLE {role}")
+            assert (await conn.fetchval(call)).startswith("evt_")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            async with conn.transaction():
+                await conn.execute(f"SET LOCAL ROLE {role}")
+                await conn.fetch("SELECT * FROM public.events")
+    finally:
+        await conn.execute(f"REVOKE ALL ON FUNCTION public.publish(text, jsonb, text) FROM {role}")
+        await conn.execute(f"REVOKE ALL ON SCHEMA public FROM {role}")
+        await conn.close()
+    assert len(await sql(postgres_url, "SELECT id FROM events")) == 1

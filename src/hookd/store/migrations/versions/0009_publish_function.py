@@ -12,6 +12,10 @@ its idempotency key (the id, scoped to the producer `sql` and the dialect `devic
 the workers' wake-up (`pg_notify`, delivered at commit). A bad event raises SQLSTATE 22023,
 which aborts the caller's transaction like a broken constraint.
 
+`publish` and `publish_many` run with the rights of hookd's role (SECURITY DEFINER): a producer's
+role needs no rights on hookd's tables, only EXECUTE on them (and USAGE on the schema), which
+nobody has until granted.
+
 The functions live in the schema the migration runs in (HOOKD_DATABASE_SCHEMA) and fix their
 own search_path, so they work from any. SQLite has no functions: there, `hookd.publish` writes
 the same rows from Python.
@@ -126,7 +130,7 @@ $function$
 
 _PUBLISH_MANY = r"""
 CREATE FUNCTION @schema.publish_many(items jsonb) RETURNS text[]
-LANGUAGE plpgsql VOLATILE SET search_path = @schema, pg_temp AS $function$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = @schema, pg_temp AS $function$
 DECLARE
     stamp timestamptz := clock_timestamp();
     now_at double precision := extract(epoch FROM stamp);
@@ -226,7 +230,7 @@ $function$
 
 _PUBLISH = r"""
 CREATE FUNCTION @schema.publish(type text, data jsonb, id text DEFAULT NULL) RETURNS text
-LANGUAGE plpgsql VOLATILE SET search_path = @schema, pg_temp AS $function$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = @schema, pg_temp AS $function$
 DECLARE
     problem text := publish_problem($1, $2, $3);
 BEGIN
@@ -274,6 +278,10 @@ def upgrade() -> None:
         return
     for function in _FUNCTIONS:
         op.get_bind().exec_driver_sql(_sql(function, schema))
+    for signature in _SIGNATURES:  # only roles granted EXECUTE publish (see the README)
+        op.get_bind().exec_driver_sql(
+            f"REVOKE EXECUTE ON FUNCTION {schema}.{signature} FROM PUBLIC"
+        )
 
 
 def downgrade() -> None:

@@ -91,7 +91,7 @@ async def test_hookd_lives_in_its_own_schema(url: str, receiver: Receiver, tmp_p
             ids = await hookd.publish(producer, [{"type": EVENT, "id": "in-python"}], schema=SCHEMA)
         assert ids == ["in-python"]
 
-        await receiver.wait_for(3, timeout=20)
+        await receiver.wait_for(3, timeout=60)
         delivered = sorted(request.headers["webhook-id"] for request in receiver.requests)
         assert delivered == ["in-python", "in-sql", "over-http"]
     finally:

@@ -82,11 +82,14 @@ _KEY_SCOPE = (
     r"convert_to('sql', 'UTF8') || '\x00'::bytea || convert_to('device', 'UTF8') || '\x00'::bytea"
 )
 
+# The helpers below use built-in functions only and fix no search_path, so that the planner
+# inlines them into the statements of `publish_many`.
+
 # Why an event cannot be published, or NULL. The type check is the last `OR` list to extend
 # when more types become publishable.
 _PROBLEM = r"""
 CREATE FUNCTION @schema.publish_problem(type text, data jsonb, id text) RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = @schema, pg_temp AS $function$
+LANGUAGE sql IMMUTABLE AS $function$
 SELECT CASE
     WHEN $1 IS NULL THEN 'type: is required'
     WHEN $1 !~ '^[a-z0-9_]+(\.[a-z0-9_]+)+$'
@@ -95,7 +98,7 @@ SELECT CASE
     WHEN NOT ($1 = ANY (@types))
         THEN format('type: %L is not a known event type', $1)
     WHEN jsonb_typeof($2) NOT IN ('object', 'null') THEN 'data: must be a JSON object'
-    WHEN $3 IS NOT NULL AND $3 !~ '^[\x20-\x7e]{1,255}$'
+    WHEN $3 IS NOT NULL AND (length($3) NOT BETWEEN 1 AND 255 OR $3 ~ '[^\x20-\x7e]')
         THEN 'id: must be 1 to 255 printable ASCII characters'
 END
 $function$
@@ -103,7 +106,7 @@ $function$
 
 _BODY = r"""
 CREATE FUNCTION @schema.event_body(id text, type text, created_at text, data jsonb) RETURNS bytea
-LANGUAGE sql IMMUTABLE SET search_path = @schema, pg_temp AS $function$
+LANGUAGE sql IMMUTABLE AS $function$
 SELECT convert_to('{"id":' || to_json($1)::text || ',"type":' || to_json($2)::text
     || ',"created_at":"' || $3 || '","data":' || $4::text || '}', 'UTF8')
 $function$
@@ -111,7 +114,7 @@ $function$
 
 _KEY = r"""
 CREATE FUNCTION @schema.event_key(id text) RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = @schema, pg_temp AS $function$
+LANGUAGE sql IMMUTABLE AS $function$
 SELECT 'k:' || encode(sha256(@key_scope || convert_to($1, 'UTF8')), 'hex')
 $function$
 """
@@ -120,7 +123,7 @@ $function$
 # prefix P of it (`a.b.c`: `a.*`, `a.b.*`).
 _TOPICS = r"""
 CREATE FUNCTION @schema.event_topics(type text) RETURNS text[]
-LANGUAGE sql IMMUTABLE SET search_path = @schema, pg_temp AS $function$
+LANGUAGE sql IMMUTABLE AS $function$
 SELECT array_prepend($1, ARRAY(
     SELECT array_to_string((string_to_array($1, '.'))[1:n], '.') || '.*'
     FROM generate_series(1, cardinality(string_to_array($1, '.')) - 1) AS n
@@ -135,8 +138,8 @@ DECLARE
     stamp timestamptz := clock_timestamp();
     now_at double precision := extract(epoch FROM stamp);
     created text := to_char(stamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"');
-    bad record;
-    keys text[];
+    bad_n bigint;
+    bad_problem text;
     ids text[];
     queued_count bigint;
 BEGIN
@@ -144,52 +147,52 @@ BEGIN
         RAISE EXCEPTION 'hookd: cannot publish: events must be a JSON array of objects'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT checked.n, checked.problem INTO bad FROM (
-        SELECT x.n, CASE
+    -- A key used more than 24 h ago is free again (as in store/events.py).
+    UPDATE events SET idempotency_key = NULL
+    WHERE idempotency_key = ANY (ARRAY(
+        SELECT event_key(x.e ->> 'id') FROM jsonb_array_elements(items) AS x(e)))
+      AND created_at < now_at - 86400;
+
+    -- One statement: check every event, and store them only when all are good.
+    WITH parsed AS MATERIALIZED (
+        SELECT x.n, x.e ->> 'type' AS type, x.e ->> 'id' AS given_id,
+               coalesce(nullif(x.e -> 'data', 'null'), '{}') AS data, CASE
             WHEN jsonb_typeof(x.e) <> 'object' THEN 'must be an object {"type", "data"?, "id"?}'
-            WHEN x.e - 'type' - 'data' - 'id' <> '{}'::jsonb THEN format(
+            WHEN x.e - ARRAY['type', 'data', 'id'] <> '{}'::jsonb THEN format(
                 '%s: is not a field of an event',
-                (SELECT min(k) FROM jsonb_object_keys(x.e - 'type' - 'data' - 'id') AS k))
+                (SELECT min(k) FROM jsonb_object_keys(x.e - ARRAY['type', 'data', 'id']) AS k))
             WHEN jsonb_typeof(x.e -> 'type') IS DISTINCT FROM 'string'
                 THEN 'type: is required and must be a string'
             WHEN jsonb_typeof(x.e -> 'id') NOT IN ('string', 'null') THEN 'id: must be a string'
-            ELSE coalesce(
-                publish_problem(x.e ->> 'type', nullif(x.e -> 'data', 'null'), x.e ->> 'id'),
-                CASE WHEN octet_length(event_body(
-                    coalesce(x.e ->> 'id', 'evt_' || repeat('0', 32)), x.e ->> 'type', created,
-                    coalesce(nullif(x.e -> 'data', 'null'), '{}'))) > @max_bytes
-                THEN 'the event is larger than @max_bytes bytes' END)
-            END AS problem
+            ELSE publish_problem(x.e ->> 'type', nullif(x.e -> 'data', 'null'), x.e ->> 'id')
+        END AS problem
         FROM jsonb_array_elements(items) WITH ORDINALITY AS x(e, n)
-    ) AS checked
-    WHERE checked.problem IS NOT NULL
-    ORDER BY checked.n
-    LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'hookd: cannot publish event [%]: %', bad.n - 1, bad.problem
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-
-    -- A key used more than 24 h ago is free again (as in store/events.py).
-    SELECT array_agg(event_key(x.e ->> 'id')) INTO keys
-    FROM jsonb_array_elements(items) AS x(e) WHERE x.e ->> 'id' IS NOT NULL;
-    IF keys IS NOT NULL THEN
-        UPDATE events SET idempotency_key = NULL
-        WHERE idempotency_key = ANY (keys) AND created_at < now_at - 86400;
-    END IF;
-
-    WITH input AS MATERIALIZED (
-        SELECT x.n, x.e ->> 'type' AS type, coalesce(nullif(x.e -> 'data', 'null'), '{}') AS data,
-               x.e ->> 'id' AS given_id, event_key(x.e ->> 'id') AS key
-        FROM jsonb_array_elements(items) WITH ORDINALITY AS x(e, n)
+    ), input AS MATERIALIZED (
+        SELECT p.n, p.type, p.given_id, event.id, event_key(p.given_id) AS key, event.body,
+               coalesce(p.problem, CASE WHEN octet_length(event.body) > @max_bytes
+                   THEN 'the event is larger than @max_bytes bytes' END) AS problem
+        FROM parsed AS p
+        CROSS JOIN LATERAL (
+            SELECT coalesce(p.given_id, 'evt_' || replace(gen_random_uuid()::text, '-', '')) AS id
+        ) AS named
+        CROSS JOIN LATERAL (
+            SELECT named.id, CASE WHEN p.problem IS NULL
+                THEN event_body(named.id, p.type, created, p.data) END AS body
+        ) AS event
+    ), rejected AS MATERIALIZED (
+        SELECT n, problem FROM input WHERE problem IS NOT NULL ORDER BY n LIMIT 1
+    ), known AS MATERIALIZED (
+        -- Looked up through the unique index, however large the table.
+        SELECT e.idempotency_key AS key FROM events AS e
+        WHERE e.idempotency_key = ANY (ARRAY(SELECT key FROM input WHERE key IS NOT NULL))
     ), fresh AS MATERIALIZED (
         -- Each event without an id, and the first with each id not published yet.
-        SELECT i.n, i.type, i.data, i.key, nextval('events_seq_seq') AS seq,
-               coalesce(i.given_id, 'evt_' || replace(gen_random_uuid()::text, '-', '')) AS id
-        FROM input AS i
-        WHERE i.key IS NULL OR (
-            NOT EXISTS (SELECT FROM events AS e WHERE e.idempotency_key = i.key)
-            AND NOT EXISTS (SELECT FROM input AS j WHERE j.key = i.key AND j.n < i.n))
+        SELECT d.n, d.type, d.id, d.key, d.body, nextval('events_seq_seq') AS seq
+        FROM (
+            SELECT i.*, row_number() OVER (PARTITION BY i.key ORDER BY i.n) AS nth FROM input AS i
+        ) AS d
+        WHERE NOT EXISTS (SELECT FROM rejected) AND (d.key IS NULL OR (
+            d.nth = 1 AND NOT EXISTS (SELECT FROM known AS k WHERE k.key = d.key)))
     ), subscribers AS MATERIALIZED (
         SELECT t.type, hook.id AS webhook_id
         FROM (SELECT DISTINCT type FROM fresh) AS t
@@ -201,7 +204,7 @@ BEGIN
         ) AS hook
     ), stored AS (
         INSERT INTO events (seq, id, idempotency_key, type, body, deliveries, created_at)
-        SELECT f.seq, f.id, f.key, f.type, event_body(f.id, f.type, created, f.data),
+        SELECT f.seq, f.id, f.key, f.type, f.body,
                (SELECT count(*) FROM subscribers AS s WHERE s.type = f.type), now_at
         FROM fresh AS f
         ORDER BY f.n
@@ -215,10 +218,16 @@ BEGIN
         ORDER BY stored.seq, s.webhook_id
         RETURNING 1
     )
-    SELECT (SELECT array_agg(coalesce(i.given_id, f.id) ORDER BY i.n)
-            FROM input AS i LEFT JOIN fresh AS f ON f.n = i.n),
-           (SELECT count(*) FROM queued)
-    INTO ids, queued_count;
+    SELECT (SELECT array_agg(i.id ORDER BY i.n) FROM input AS i),
+           (SELECT count(*) FROM queued),
+           (SELECT n FROM rejected),
+           (SELECT problem FROM rejected)
+    INTO ids, queued_count, bad_n, bad_problem;
+
+    IF bad_problem IS NOT NULL THEN
+        RAISE EXCEPTION 'hookd: cannot publish event [%]: %', bad_n - 1, bad_problem
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
 
     IF queued_count > 0 THEN
         PERFORM pg_notify('hookd_deliveries', '');

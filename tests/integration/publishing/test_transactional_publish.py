@@ -174,6 +174,8 @@ async def commit_and_roll_back(kind: str, api: Api, receiver: Receiver) -> None:
     assert ids[0] == "committed" and ids[1].startswith("evt_")
 
     await receiver.wait_for(2, timeout=15)
+    # Before anything else wakes the worker: PostgreSQL's NOTIFY at commit, SQLite's poll.
+    assert received_ids(receiver) == sorted(["committed", ids[1]])
     await settle(api, receiver, 2)
     assert received_ids(receiver) == sorted(["committed", ids[1], "last"])
     for request in receiver.requests:
@@ -230,6 +232,7 @@ async def test_the_sql_function_commits_and_rolls_back_with_the_caller(
     assert published == "sql-2" and generated.startswith("evt_")
 
     await receiver.wait_for(2, timeout=15)
+    assert received_ids(receiver) == sorted(["sql-2", generated])  # woken by the commit
     await settle(pg_api, receiver, 2)
     assert received_ids(receiver) == sorted(["sql-2", generated, "last"])
 
@@ -294,6 +297,7 @@ async def test_an_id_is_published_once_in_its_own_scope(pg_api: Api, receiver: R
     ]
     assert await produce("psycopg", url, 1, batch, commit=True) == ["twice", "new", "new"]
     await receiver.wait_for(3, timeout=15)
+    assert received_ids(receiver) == ["new", "twice", "twice"]
     await settle(pg_api, receiver, 3)
     assert received_ids(receiver) == ["last", "new", "twice", "twice"]
     keys = await sql(url, "SELECT idempotency_key FROM events WHERE id = 'new'")
@@ -317,6 +321,7 @@ async def test_wildcard_subscriptions_and_inactive_webhooks(
     await sql(url, f"SELECT publish('{EVENT}', NULL, 'fan-out')")
     await sql(url, "SELECT publish('log.door_was_closed', NULL, 'closed')")
     await receiver.wait_for(3, timeout=15)
+    assert len(receiver.requests) == 3
     await settle(pg_api, receiver, 3)
     # (`last`, published over HTTP, is left out: wildcards in the HTTP API come separately.)
     assert sorted(

@@ -471,3 +471,36 @@ async def test_a_producer_role_needs_execute_and_nothing_more(postgres_url: str)
         await conn.execute(f"REVOKE ALL ON SCHEMA public FROM {role}")
         await conn.close()
     assert len(await sql(postgres_url, "SELECT id FROM events")) == 1
+
+
+async def test_an_id_published_by_two_transactions_at_once_is_stored_once(
+    postgres_url: str,
+) -> None:
+    first, second = await asyncpg.connect(postgres_url), await asyncpg.connect(postgres_url)
+    try:
+        await sql(
+            postgres_url,
+            "INSERT INTO webhooks (dialect, url, status, timeout_ms, max_retries, created_at,"
+            " updated_at) VALUES ('device', 'http://127.0.0.1:9/', 'active', 1000, 0, 0, 0)",
+        )
+        await sql(postgres_url, f"INSERT INTO webhook_topics SELECT id, '{EVENT}', 0 FROM webhooks")
+        one, two = first.transaction(), second.transaction()
+        await one.start()
+        await two.start()
+        assert await hookd.publish(first, [{"type": EVENT, "id": "race"}]) == ["race"]
+        # The second waits on the first's uncommitted key, then finds it taken.
+        waiting = asyncio.ensure_future(
+            hookd.publish(second, [{"type": EVENT, "id": "race"}, {"type": EVENT, "id": "other"}])
+        )
+        await asyncio.sleep(0.5)
+        assert not waiting.done()
+        await one.commit()
+        assert await asyncio.wait_for(waiting, 10) == ["race", "other"]
+        await two.commit()
+    finally:
+        await first.close()
+        await second.close()
+    events = await sql(postgres_url, "SELECT id, deliveries FROM events ORDER BY seq")
+    assert [(row["id"], row["deliveries"]) for row in events] == [("race", 1), ("other", 1)]
+    deliveries = await sql(postgres_url, "SELECT event_seq FROM deliveries")
+    assert len(deliveries) == 2

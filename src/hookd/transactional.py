@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
     from sqlalchemy.ext.asyncio import AsyncConnection
 
-# The producer SQL and in-transaction publishes share: a given event id is theirs alone.
+# The producer that SQL's publish() and in-transaction publishes share: an id they give is an
+# idempotency key in their own scope, apart from every HTTP producer's.
 PRODUCER = "sql"
 # HOOKD_MAX_EVENT_BYTES's default, as the SQL function holds events to it.
 MAX_EVENT_BYTES = 1024 * 1024

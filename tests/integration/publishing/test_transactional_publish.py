@@ -31,7 +31,7 @@ from support import Api, Receiver, migrated_store_url, running_api
 
 EVENT = "log.door_was_opened"
 SECRET = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
-PG_KINDS = ["sqlalchemy", "sqlalchemy-async", "psycopg", "psycopg-async", "asyncpg"]
+PG_KINDS = ["sqlalchemy", "sqlalchemy-async", "psycopg", "psycopg-async", "asyncpg", "asyncpg-pool"]
 SQLITE_KINDS = ["sqlite3", "sqlalchemy", "sqlalchemy-async"]
 
 
@@ -92,16 +92,28 @@ async def produce(
             ids = await hookd.publish(apg_conn, events)
             await (apg_conn.commit() if commit else apg_conn.rollback())
         return ids
+    if kind == "asyncpg-pool":
+        async with (
+            asyncpg.create_pool(url, min_size=1, max_size=1) as pool,
+            pool.acquire() as pooled,
+        ):
+            return await asyncpg_transaction(pooled, insert, events, commit)
     assert kind == "asyncpg"
     raw = await asyncpg.connect(url)
     try:
-        transaction = raw.transaction()
-        await transaction.start()
-        await raw.execute(insert)
-        ids = await hookd.publish(raw, events)
-        await (transaction.commit() if commit else transaction.rollback())
+        return await asyncpg_transaction(raw, insert, events, commit)
     finally:
         await raw.close()
+
+
+async def asyncpg_transaction(
+    conn: Any, insert: str, events: list[dict[str, Any]], commit: bool
+) -> list[str]:
+    transaction = conn.transaction()
+    await transaction.start()
+    await conn.execute(insert)
+    ids: list[str] = await hookd.publish(conn, events)
+    await (transaction.commit() if commit else transaction.rollback())
     return ids
 
 

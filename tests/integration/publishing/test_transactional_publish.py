@@ -27,7 +27,7 @@ import hookd
 from hookd.config import load_settings
 from hookd.domain.errors import InvalidField, TooLarge
 from hookd.publishing import Draft, idempotency_key
-from support import Api, Receiver, migrated_store_url, running_api
+from support import POSTGRES_URL, Api, Receiver, migrated_store_url, running_api
 
 EVENT = "log.door_was_opened"
 SECRET = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
@@ -146,6 +146,15 @@ async def settle(api: Api, receiver: Receiver, already: int) -> None:
     await api.publish({"type": EVENT, "id": "last"})
     await receiver.wait_for(already + 1, timeout=15)
     await asyncio.sleep(0.5)
+
+
+@pytest.fixture(autouse=True)
+async def _no_orders_left() -> AsyncIterator[None]:
+    """The test database holds hookd's tables alone once a test is done (as other tests check)."""
+    yield
+    if POSTGRES_URL:
+        await sql(POSTGRES_URL, "DROP TABLE IF EXISTS orders CASCADE")
+        await sql(POSTGRES_URL, "DROP FUNCTION IF EXISTS orders_publish()")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import hostile, machine, publish_only
+from bench import hostile, machine, publish_only, transactional_publish
 from bench.backlog import run_backlog
 from bench.ceiling import run_ceiling
 from bench.config import BenchConfig, parse_args
@@ -76,6 +76,7 @@ def _run(cfg: BenchConfig, results: dict[str, Any]) -> int:
         results["trigger_overhead"] = _trigger_overhead()
     if not cfg.quick:
         results["publish_only"] = _publish_only(cfg.backends)
+    results["transactional_publish"] = _transactional_publish(cfg.backends, cfg.quick)
     if cfg.isolation and not cfg.quick:
         results["isolation"] = run_isolation(IsolationConfig.from_bench(cfg))
         if any("error" in run for run in results["isolation"]["runs"].values()):
@@ -112,6 +113,26 @@ def _publish_only(backends: tuple[str, ...]) -> dict[str, Any]:
             with database:
                 found[backend] = publish_only.run(database.url, 100, 4)
         say(f"publish only: {backend}: {found[backend]}")
+    return found
+
+
+def _transactional_publish(backends: tuple[str, ...], quick: bool) -> dict[str, Any]:
+    """`hookd.publish` in transactions of 100 against the HTTP API's rate, measured in the same
+    run (bench/transactional_publish.py)."""
+    # --quick: a smoke run on SQLite alone (starting `hookd serve` is most of its time).
+    events, http_batches = (2_000, 10) if quick else (100_000, 100)
+    found: dict[str, Any] = {}
+    for backend in ("sqlite",) if quick and "sqlite" in backends else backends:
+        say(f"transactional publish: {backend}, {events} events in transactions of 100")
+        if backend == "sqlite":
+            found[backend] = transactional_publish.run(None, events, http_batches)
+        else:
+            database = ThrowAwayDatabase()
+            if database.available() is not None:
+                continue
+            with database:
+                found[backend] = transactional_publish.run(database.url, events, http_batches)
+        say(f"transactional publish: {backend}: {found[backend]}")
     return found
 
 

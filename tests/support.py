@@ -130,7 +130,7 @@ async def login(client: httpx.AsyncClient, username: str, password: str) -> dict
 
 @asynccontextmanager
 async def running_api(settings: Settings, run_worker: bool) -> AsyncIterator[Api]:
-    database = Database(settings.database_url, pool_size=1)
+    database = Database(settings.database_url, pool_size=1, schema=settings.database_schema)
     for name, password, role in (
         ("admin", ADMIN_PASSWORD, "admin"),
         ("user", USER_PASSWORD, "user"),

@@ -47,7 +47,9 @@ class SchemaOutOfDate(RuntimeError):
 def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(settings.database_url, secret_key=settings.secret_key)
+        db = Database(
+            settings.database_url, schema=settings.database_schema, secret_key=settings.secret_key
+        )
         problem = await schema_problem(db)
         if problem:
             await db.close()

@@ -218,7 +218,9 @@ def worker() -> None:
     _logging()
 
     async def run() -> None:
-        db = Database(settings.database_url, secret_key=settings.secret_key)
+        db = Database(
+            settings.database_url, schema=settings.database_schema, secret_key=settings.secret_key
+        )
         await keyring.unlock(db)
         delivery_worker = Worker(db, settings)
         loop = asyncio.get_running_loop()
@@ -246,7 +248,7 @@ def migrate() -> None:
     settings = _settings()
 
     async def run() -> tuple[str | None, str | None]:
-        db = Database(settings.database_url, pool_size=1)
+        db = Database(settings.database_url, schema=settings.database_schema, pool_size=1)
         try:
             before = await migrations.current_revision(db)
             await migrations.upgrade(db)
@@ -309,7 +311,7 @@ def user_add(
         raise _fail("the password must not be empty")
 
     async def run() -> None:
-        db = Database(settings.database_url, pool_size=1)
+        db = Database(settings.database_url, schema=settings.database_schema, pool_size=1)
         try:
             await accounts.create_user(db, name, hash_password(password), role)
         finally:
@@ -366,7 +368,12 @@ def _on_store(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T
     from hookd.store.database import Database
 
     async def run() -> T:
-        db = Database(settings.database_url, pool_size=1, secret_key=settings.secret_key)
+        db = Database(
+            settings.database_url,
+            schema=settings.database_schema,
+            pool_size=1,
+            secret_key=settings.secret_key,
+        )
         try:
             return await work(db)
         finally:

@@ -44,6 +44,9 @@ def sqlite_path(url: str) -> Path:
     return Path(path)
 
 
+# A PostgreSQL schema name that needs no quoting anywhere (search_path, SQL, URLs).
+SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
 # A publish request holds at least one event's body and the JSON around it.
 _ENVELOPE_BYTES = 1024
 
@@ -58,6 +61,8 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite:///./var/hookd.db"
+    # PostgreSQL: the schema that holds hookd's tables and its `publish()` function.
+    database_schema: str = "public"
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     admin_username: str = Field("admin", min_length=1)
@@ -185,6 +190,16 @@ class Settings(BaseSettings):
             sqlite_path(value)
         elif not value.startswith(("postgresql:", "postgresql+asyncpg:", "postgres:")):
             raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @field_validator("database_schema")
+    @classmethod
+    def _check_database_schema(cls, value: str) -> str:
+        if not SCHEMA_NAME.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a schema name hookd takes: lowercase letters, digits and _, "
+                "not starting with a digit, at most 63 characters"
+            )
         return value
 
     @field_validator("relative_base_url")

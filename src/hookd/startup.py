@@ -86,7 +86,12 @@ def lock_store(settings: Settings, command: str) -> IO[str] | None:
 async def prepare_store(settings: Settings, *, first_start: bool) -> Prepared:
     """Check the store is usable; with `first_start`, migrate a store that has no schema yet
     and create the first admin when there are no users."""
-    db = Database(settings.database_url, pool_size=1, secret_key=settings.secret_key)
+    db = Database(
+        settings.database_url,
+        schema=settings.database_schema,
+        pool_size=1,
+        secret_key=settings.secret_key,
+    )
     try:
         try:
             current = await migrate.current_revision(db)

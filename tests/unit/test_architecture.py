@@ -7,8 +7,8 @@
     http        imports the core, never a dialect
     dialects/X  imports the core and http, never another dialect
     console     imports the core, http and the dialects; only app.py imports it
-Only app.py (which mounts the dialects and the console), the console and the command line name a
-dialect.
+Only app.py (which mounts the dialects and the console), the console, the command line and
+transactional.py (`hookd.publish`, which publishes by the device dialect's rules) name a dialect.
 """
 
 from __future__ import annotations

@@ -133,6 +133,11 @@ BAD = [
     ("HOOKD_RELATIVE_BASE_URL", "ftp://files.example"),
     ("HOOKD_ADMIN_USERNAME", ""),
     ("HOOKD_SSRF_GUARD", "maybe"),
+    ("HOOKD_DATABASE_SCHEMA", ""),
+    ("HOOKD_DATABASE_SCHEMA", "Hookd"),
+    ("HOOKD_DATABASE_SCHEMA", "hookd; DROP TABLE x"),
+    ("HOOKD_DATABASE_SCHEMA", "1hookd"),
+    ("HOOKD_DATABASE_SCHEMA", "h" * 64),
 ]
 
 
@@ -153,6 +158,12 @@ def test_bad_setting_names_the_variable(
 def test_bad_override_names_the_variable(variable: str, value: str) -> None:
     with pytest.raises(SettingsError, match=f"^{variable}: "):
         load_settings(**{variable.removeprefix("HOOKD_").lower(): value})
+
+
+def test_database_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().database_schema == "public"
+    monkeypatch.setenv("HOOKD_DATABASE_SCHEMA", "hookd_2")
+    assert load_settings().database_schema == "hookd_2"
 
 
 def test_dotenv_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

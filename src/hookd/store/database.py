@@ -69,8 +69,17 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
 class Database:
     """The store's engine plus the two things every caller needs: transactions and wake-ups."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, secret_key: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        secret_key: str | None = None,
+        schema: str = "public",
+    ) -> None:
         self.url = url
+        # PostgreSQL: where hookd's tables are (every connection's search_path).
+        self.schema = schema
         self.secrets = SecretBox(secret_key)
         # Whether the store answers, as this process last found it.
         self.availability = Availability()
@@ -83,7 +92,11 @@ class Database:
             # No pre-ping: it costs a round trip per checkout; a broken connection fails its
             # statement instead, and every caller (worker loops, API requests) tries again.
             self.engine = create_async_engine(
-                async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_recycle=3600
+                async_url(url),
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_recycle=3600,
+                connect_args={"server_settings": {"search_path": schema}},
             )
         # SQLite has one writer at a time: queue the process's writers here rather than on
         # SQLite's busy loop.

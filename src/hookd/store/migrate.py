@@ -8,6 +8,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookd.store.database import Database
 
@@ -34,6 +36,15 @@ def _upgrade(sync_conn: Any, revision: str) -> None:
     command.upgrade(_config(sync_conn), revision)
 
 
+async def _create_schema(conn: AsyncConnection, schema: str) -> None:
+    """Create hookd's schema unless it exists (creating asks for a right that using does not)."""
+    found = await conn.execute(
+        text("SELECT 1 FROM pg_namespace WHERE nspname = :schema"), {"schema": schema}
+    )
+    if found.first() is None:
+        await conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+
+
 class MigrationError(RuntimeError):
     pass
 
@@ -42,6 +53,7 @@ async def upgrade(db: Database, revision: str = "head") -> None:
     """Migrate to `revision`, all of it in one transaction."""
     if not db.is_sqlite:
         async with db.transaction() as conn:
+            await _create_schema(conn, db.schema)
             await conn.run_sync(_upgrade, revision)
         return
     # SQLite changes a table by building a new one and dropping the old; with foreign keys

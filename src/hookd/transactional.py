@@ -27,9 +27,10 @@ import orjson
 
 from hookd.config import SCHEMA_NAME
 from hookd.dialects.device.event_types import KNOWN_EVENT_TYPES
-from hookd.dialects.device.events import MAX_EVENTS_PER_REQUEST, parse_events
+from hookd.dialects.device.events import MAX_EVENTS_PER_REQUEST, parse_events, requested_types
 from hookd.dialects.device.fields import NAME as DEVICE_DIALECT
 from hookd.domain.errors import InvalidField
+from hookd.domain.event_types import could_be_added
 from hookd.publishing import prepare
 from hookd.store import transactional as store
 
@@ -191,11 +192,18 @@ def _write_sqlite(
 ) -> list[str]:
     if not items:
         return []
+    wanted = {
+        name
+        for start in range(0, len(items), MAX_EVENTS_PER_REQUEST)
+        for name in requested_types(items[start : start + MAX_EVENTS_PER_REQUEST])
+        if name not in KNOWN_EVENT_TYPES and could_be_added(name)
+    }
+    known = KNOWN_EVENT_TYPES | store.added_types(execute, sorted(wanted))
     drafts = []
     for start in range(0, len(items), MAX_EVENTS_PER_REQUEST):
         chunk = items[start : start + MAX_EVENTS_PER_REQUEST]
         try:
-            drafts.extend(parse_events(chunk, KNOWN_EVENT_TYPES))
+            drafts.extend(parse_events(chunk, known))
         except InvalidField as error:  # named by its place in the whole list
             if start == 0:
                 raise

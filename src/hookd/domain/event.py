@@ -65,10 +65,3 @@ def delivery_body(
         body["category"] = category
     body["data"] = data
     return orjson.dumps(body)
-
-
-def matching_topics(event_type: str) -> list[str]:
-    """The subscriptions an event of `event_type` matches: the type, and the wildcard `P.*` of
-    every dotted prefix P of it (`a.b.c`: `a.b.c`, `a.*`, `a.b.*`)."""
-    parts = event_type.split(".")
-    return [event_type, *(".".join(parts[:n]) + ".*" for n in range(1, len(parts)))]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from hookd.domain.event import matching_topics
+from hookd.domain.event_types import candidate_topics
 from hookd.domain.states import DeliveryState, WebhookStatus
 from hookd.store.events import IDEMPOTENCY_WINDOW, NewEvent
 
@@ -34,6 +34,9 @@ def _marks(count: int) -> str:
 _SQLITE_RELEASE_KEYS = (
     "UPDATE events SET idempotency_key = NULL WHERE idempotency_key IN ({}) AND created_at < ?"
 )
+# A write that changes nothing, so that the write lock is held before the catalogue is read.
+_SQLITE_TAKE_WRITE_LOCK = "UPDATE event_types SET name = name WHERE 0"
+_SQLITE_ADDED_TYPES = "SELECT name FROM event_types WHERE name IN ({})"
 _SQLITE_RECENT_KEYS = "SELECT idempotency_key FROM events WHERE idempotency_key IN ({})"
 _SQLITE_SUBSCRIBERS = (
     "SELECT DISTINCT webhooks.id FROM webhook_topics"
@@ -50,6 +53,15 @@ _SQLITE_INSERT_DELIVERY = (
     "INSERT INTO deliveries (event_seq, webhook_id, state, due_at, created_at, updated_at) "
     f"VALUES (?, ?, '{DeliveryState.PENDING.value}', ?, ?, ?)"
 )
+
+
+def added_types(execute: Execute, names: Sequence[str]) -> set[str]:
+    """Those of `names` an administrator added to the catalogue (the first statement of a
+    publish: it takes SQLite's write lock before it reads)."""
+    execute(_SQLITE_TAKE_WRITE_LOCK, [])
+    if not names:
+        return set()
+    return {row[0] for row in execute(_SQLITE_ADDED_TYPES.format(_marks(len(names))), names)}
 
 
 def publish_sqlite(
@@ -82,7 +94,7 @@ def publish_sqlite(
         return
     subscribers: dict[str, list[int]] = {}
     for topic in {event.topic for event in fresh}:
-        candidates = matching_topics(topic)
+        candidates = candidate_topics(topic)
         rows = execute(
             _SQLITE_SUBSCRIBERS.format(_marks(len(candidates))),
             [*candidates, WebhookStatus.ACTIVE.value, dialect],

@@ -333,10 +333,11 @@ async def test_wildcard_subscriptions_and_inactive_webhooks(
     exact = await pg_api.create_webhook(url=receiver.url("/exact"), secret=SECRET)
     wildcard = await pg_api.create_webhook(url=receiver.url("/wildcard"), secret=SECRET)
     disabled = await pg_api.create_webhook(url=receiver.url("/disabled"), secret=SECRET)
-    # Wildcards are not in the HTTP API yet: subscribe the second webhook to `log.*` by hand.
+    await pg_api.client.patch(
+        f"/api/v1/webhooks/{wildcard['uid']}", json={"event_types": ["log.*"]}, headers=pg_api.admin
+    )
     rows = await sql(url, "SELECT id FROM webhooks ORDER BY id")
     assert len(rows) == 3 and exact and wildcard and disabled
-    await sql(url, "UPDATE webhook_topics SET topic = 'log.*' WHERE webhook_id = $1", rows[1]["id"])
     await sql(url, "UPDATE webhooks SET status = 'disabled' WHERE id = $1", rows[2]["id"])
 
     await sql(url, f"SELECT publish('{EVENT}', NULL, 'fan-out')")
@@ -344,7 +345,7 @@ async def test_wildcard_subscriptions_and_inactive_webhooks(
     await receiver.wait_for(3, timeout=15)
     assert len(receiver.requests) == 3
     await settle(pg_api, receiver, 3)
-    # (`last`, published over HTTP, is left out: wildcards in the HTTP API come separately.)
+    # (`last`, which `settle` publishes over HTTP to both, is left out.)
     assert sorted(
         (r.path, r.headers["webhook-id"])
         for r in receiver.requests
@@ -420,6 +421,35 @@ async def test_other_connections_event_lists_and_schema_names_are_refused(
         assert hookd.publish(conn, []) == []
 
 
+async def add_event_type(api: Api, name: str) -> None:
+    response = await api.client.post("/api/v1/event-types", json={"name": name}, headers=api.admin)
+    assert response.status_code == 201, response.text
+
+
+async def publish_an_added_type(api: Api, receiver: Receiver, kind: str, refusal: Any) -> None:
+    url = api.settings.database_url
+    await add_event_type(api, "order.created")
+    await api.create_webhook(url=receiver.url(), secret=SECRET, event_types=["order.*"])
+    added = [{"type": "order.created", "id": "order-1", "data": {"order": 1}}]
+    assert await produce(kind, url, 1, added, commit=True) == ["order-1"]
+    with pytest.raises(refusal, match=r"'order\.shipped' is not a known event type"):
+        await produce(kind, url, 2, [{"type": "order.shipped"}], commit=True)
+    await receiver.wait_for(1, timeout=15)
+    assert received_ids(receiver) == ["order-1"]
+
+
+async def test_a_type_added_to_the_catalogue_is_published_in_a_sqlite_transaction(
+    sqlite_api: Api, receiver: Receiver
+) -> None:
+    await publish_an_added_type(sqlite_api, receiver, "sqlite3", InvalidField)
+
+
+async def test_a_type_added_to_the_catalogue_is_published_in_a_postgres_transaction(
+    pg_api: Api, receiver: Receiver
+) -> None:
+    await publish_an_added_type(pg_api, receiver, "asyncpg", asyncpg.InvalidParameterValueError)
+
+
 README = Path(__file__).resolve().parents[3] / "README.md"
 
 
@@ -434,9 +464,8 @@ async def test_the_readme_trigger_publishes_every_committed_order(
     pg_api: Api, receiver: Receiver
 ) -> None:
     url = pg_api.settings.database_url
-    await pg_api.create_webhook(
-        url=receiver.url(), secret=SECRET, event_types=["log.access_granted_by_api_call"]
-    )
+    await add_event_type(pg_api, "order.created")
+    await pg_api.create_webhook(url=receiver.url(), secret=SECRET, event_types=["order.*"])
     await sql(url, "DROP TABLE IF EXISTS orders CASCADE")
     script = await asyncpg.connect(url)
     try:

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
@@ -89,13 +89,13 @@ _KEY_SCOPE = (
 # when more types become publishable.
 _PROBLEM = r"""
 CREATE FUNCTION @schema.publish_problem(type text, data jsonb, id text) RETURNS text
-LANGUAGE sql IMMUTABLE AS $function$
+LANGUAGE sql STABLE AS $function$
 SELECT CASE
     WHEN $1 IS NULL THEN 'type: is required'
     WHEN $1 !~ '^[a-z0-9_]+(\.[a-z0-9_]+)+$'
         THEN format('type: %L is not an event type name (lowercase words joined by dots)', $1)
     WHEN $1 LIKE 'hookd.%' THEN format('type: %L is hookd''s own event type', $1)
-    WHEN NOT ($1 = ANY (@types))
+    WHEN NOT ($1 = ANY (@types) OR EXISTS (SELECT 1 FROM @schema.event_types WHERE name = $1))
         THEN format('type: %L is not a known event type', $1)
     WHEN jsonb_typeof($2) NOT IN ('object', 'null') THEN 'data: must be a JSON object'
     WHEN $3 IS NOT NULL AND (length($3) NOT BETWEEN 1 AND 255 OR $3 ~ '[^\x20-\x7e]')

@@ -16,6 +16,9 @@ from hookd.client._errors import (
     Unavailable,
 )
 from hookd.client._models import (
+    ApiKey,
+    ApiKeyList,
+    ApiKeySpec,
     Attempt,
     Delivery,
     DeliveryList,
@@ -24,9 +27,12 @@ from hookd.client._models import (
     EventDefinition,
     EventList,
     EventSpec,
+    EventType,
     EventTypeList,
+    EventTypeSpec,
     EventWithWebhooks,
     Login,
+    NewApiKey,
     NewSecret,
     Published,
     Queued,
@@ -51,6 +57,9 @@ from hookd.client._sync import Client
 from hookd.domain.states import DeliveryState, Ordering, WebhookHealth, WebhookStatus
 
 __all__ = [
+    "ApiKey",
+    "ApiKeyList",
+    "ApiKeySpec",
     "AsyncClient",
     "Attempt",
     "BadRequest",
@@ -64,11 +73,14 @@ __all__ = [
     "EventDefinition",
     "EventList",
     "EventSpec",
+    "EventType",
     "EventTypeList",
+    "EventTypeSpec",
     "EventWithWebhooks",
     "Forbidden",
     "HookdError",
     "Login",
+    "NewApiKey",
     "NewSecret",
     "NotFound",
     "Ordering",

@@ -19,14 +19,19 @@ from pydantic import BaseModel
 
 from hookd.client._errors import HookdError, error_of
 from hookd.client._models import (
+    ApiKeyList,
+    ApiKeySpec,
     Credentials,
     DeliveryList,
     EventDefinition,
     EventList,
     EventSpec,
+    EventType,
     EventTypeList,
+    EventTypeSpec,
     EventWithWebhooks,
     Login,
+    NewApiKey,
     NewSecret,
     Published,
     Queued,
@@ -87,6 +92,11 @@ ROTATE_SECRET = Endpoint(
 REPLAY = Endpoint("POST", "/api/v1/webhooks/{uid}/replay", {202: Queued}, SinceSpec)
 RECOVER = Endpoint("POST", "/api/v1/webhooks/{uid}/recover", {202: Queued}, SinceSpec)
 EVENT_TYPES = Endpoint("GET", "/api/v1/event-types", {200: EventTypeList})
+CREATE_EVENT_TYPE = Endpoint("POST", "/api/v1/event-types", {201: EventType}, EventTypeSpec)
+DELETE_EVENT_TYPE = Endpoint("DELETE", "/api/v1/event-types/{name}", {204: None})
+CREATE_API_KEY = Endpoint("POST", "/api/v1/api-keys", {201: NewApiKey}, ApiKeySpec)
+LIST_API_KEYS = Endpoint("GET", "/api/v1/api-keys", {200: ApiKeyList})
+DELETE_API_KEY = Endpoint("DELETE", "/api/v1/api-keys/{key_id}", {204: None})
 PUBLISH = Endpoint("POST", "/api/v1/events", {202: Published}, EventBody, batch=True)
 LIST_DELIVERIES = Endpoint(
     "GET",
@@ -251,6 +261,29 @@ class Api:
     def recover(self, uid: int, since: float) -> Flow[Queued]:
         body: SinceSpec = {"since": since}
         return (yield from self._call(RECOVER, {"uid": uid}, body=body))
+
+    # --- the device dialect: producers ------------------------------------------------------
+
+    def create_api_key(self, name: str, event_types: list[str] | None = None) -> Flow[NewApiKey]:
+        body: ApiKeySpec = {"name": name}
+        if event_types is not None:
+            body["event_types"] = event_types
+        return (yield from self._call(CREATE_API_KEY, body=body))
+
+    def list_api_keys(self) -> Flow[ApiKeyList]:
+        return (yield from self._call(LIST_API_KEYS))
+
+    def delete_api_key(self, id: int) -> Flow[None]:
+        return (yield from self._call(DELETE_API_KEY, {"key_id": id}))
+
+    def create_event_type(self, name: str, description: str | None = None) -> Flow[EventType]:
+        body: EventTypeSpec = {"name": name}
+        if description is not None:
+            body["description"] = description
+        return (yield from self._call(CREATE_EVENT_TYPE, body=body))
+
+    def delete_event_type(self, name: str) -> Flow[None]:
+        return (yield from self._call(DELETE_EVENT_TYPE, {"name": name}))
 
     # --- the device dialect: events and deliveries -----------------------------------------
 

@@ -130,6 +130,49 @@ class EventTypeList(Model):
     total: int
 
 
+class EventType(Model):
+    """A type an administrator added to the catalogue."""
+
+    name: str
+    description: str
+    created_at: int
+
+
+class EventTypeSpec(TypedDict):
+    name: str
+    description: NotRequired[str]
+
+
+class ApiKey(Model):
+    """A producer's API key, as listed: its first characters (`prefix`), never the key."""
+
+    id: int
+    name: str
+    prefix: str
+    event_types: list[str] | None  # the types (or wildcards) it may publish; None: any
+    created_at: int
+
+
+class NewApiKey(Model):
+    """A new API key: `key` is shown this once; give it as a client's `token` to publish."""
+
+    id: int
+    name: str
+    key: str
+    event_types: list[str] | None
+    created_at: int
+
+
+class ApiKeyList(Model):
+    items: list[ApiKey]
+    total: int
+
+
+class ApiKeySpec(TypedDict):
+    name: str
+    event_types: NotRequired[list[str] | None]
+
+
 class Event(TypedDict):
     """One event to publish."""
 
@@ -298,6 +341,12 @@ COMPONENTS: dict[type[Any], str] = {
     Queued: "Queued",
     TestResult: "WebhookTestResult",
     EventTypeList: "EventTypeList",
+    EventType: "EventType",
+    EventTypeSpec: "EventTypeSpec",
+    ApiKey: "ApiKeyEntry",
+    NewApiKey: "NewApiKey",
+    ApiKeyList: "ApiKeyList",
+    ApiKeySpec: "ApiKeySpec",
     Event: "EventToPublish",
     Published: "Published",
     Attempt: "AttemptEntry",

@@ -11,13 +11,16 @@ from typing_extensions import Unpack
 
 from hookd.client._api import MAX_EVENTS_PER_REQUEST, MAX_PUBLISH_BYTES, Api, Flow, drive
 from hookd.client._models import (
+    ApiKeyList,
     Delivery,
     DeliveryList,
     Event,
     EventDefinition,
+    EventType,
     EventTypeList,
     EventWithWebhooks,
     Login,
+    NewApiKey,
     NewSecret,
     Published,
     Queued,
@@ -121,6 +124,25 @@ class Client:
 
     def recover(self, uid: int, since: float) -> Queued:
         return self._run(self._api.recover(uid, since))
+
+    def create_api_key(self, name: str, event_types: list[str] | None = None) -> NewApiKey:
+        """A producer's key, allowed to publish the types (or wildcards, `order.*`) listed, or
+        any type; `key` is in this answer only. A client given it as `token` may publish."""
+        return self._run(self._api.create_api_key(name, event_types))
+
+    def list_api_keys(self) -> ApiKeyList:
+        return self._run(self._api.list_api_keys())
+
+    def delete_api_key(self, id: int) -> None:
+        """Revoke the key: it is refused (401) from then on."""
+        return self._run(self._api.delete_api_key(id))
+
+    def create_event_type(self, name: str, description: str | None = None) -> EventType:
+        """Add a type (`order.created`) to the catalogue, for webhooks and API keys to list."""
+        return self._run(self._api.create_event_type(name, description))
+
+    def delete_event_type(self, name: str) -> None:
+        return self._run(self._api.delete_event_type(name))
 
     def event_types(self) -> EventTypeList:
         return self._run(self._api.event_types())

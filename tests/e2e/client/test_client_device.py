@@ -11,12 +11,16 @@ from standardwebhooks import Webhook as Verifier
 
 from conftest import PUBLISH_BYTES, MakeClient, Receiver, Server
 from hookd.client import (
+    ApiKey,
     BadRequest,
+    Conflict,
     Delivery,
     DeliveryList,
     DeliveryState,
     Forbidden,
     HookdError,
+    NewApiKey,
+    NotFound,
     Ordering,
     Published,
     TestResult,
@@ -309,3 +313,80 @@ def test_a_failed_batch_says_what_was_stored_before_it(user: Any) -> None:
     assert error.message.startswith("[500].type")
     assert isinstance(error.published, Published)
     assert len(error.published.ids) == 1000
+
+
+def test_an_api_key_publishes_its_types_only_until_revoked(
+    admin: Any, make_client: MakeClient, receiver: Receiver
+) -> None:
+    path = unique("api-key")
+    webhook = admin.create_webhook(url=receiver.url(path), event_types=["log.door_was_opened"])
+    created = admin.create_api_key(path, event_types=["log.door_was_opened"])
+    assert isinstance(created, NewApiKey)
+    assert (created.name, created.event_types) == (path, ["log.door_was_opened"])
+    [listed] = [key for key in admin.list_api_keys().items if key.id == created.id]
+    assert isinstance(listed, ApiKey)
+    assert created.key.startswith(listed.prefix) and created.key != listed.prefix
+    assert "key" not in listed.model_dump()
+
+    producer = make_client(token=created.key)
+    published = producer.publish([{"type": "log.door_was_opened", "data": {"door": path}}])
+    assert published.deliveries == 1
+    [arrived] = receiver.wait_for(1, path)
+    assert arrived.json()["id"] == published.ids[0]
+    assert arrived.json()["data"] == {"door": path}
+
+    with pytest.raises(Forbidden) as outside:
+        producer.publish([{"type": "log.tamper_event"}])
+    assert outside.value.message == "This API key may not publish 'log.tamper_event'"
+    with pytest.raises(Forbidden) as not_publishing:
+        producer.list_webhooks()
+    assert not_publishing.value.message.startswith("An API key may only publish")
+
+    assert admin.delete_api_key(created.id) is None
+    assert created.id not in [key.id for key in admin.list_api_keys().items]
+    with pytest.raises(Unauthorized):
+        producer.publish([{"type": "log.door_was_opened"}])
+    with pytest.raises(NotFound):
+        admin.delete_api_key(created.id)
+    assert len(receiver.at(path)) == 1
+    admin.delete_webhook(webhook.uid)
+
+
+def test_only_an_admin_manages_api_keys_and_types(user: Any) -> None:
+    with pytest.raises(Forbidden):
+        user.create_api_key("not-allowed")
+    with pytest.raises(Forbidden):
+        user.list_api_keys()
+    with pytest.raises(Forbidden):
+        user.create_event_type("order.not_allowed")
+
+
+def test_an_added_type_reaches_a_wildcard_webhook(
+    admin: Any, user: Any, receiver: Receiver
+) -> None:
+    # A prefix of its own: both flavours share one server.
+    prefix = f"order{time.monotonic_ns()}"
+    name = f"{prefix}.created"
+    added = admin.create_event_type(name, description="An order was placed")
+    assert (added.name, added.description) == (name, "An order was placed")
+    assert name in admin.event_types().items
+    with pytest.raises(Conflict):
+        admin.create_event_type(name)
+
+    path = unique("wildcard")
+    webhook = admin.create_webhook(url=receiver.url(path), event_types=[f"{prefix}.*"])
+    assert webhook.event_types == [f"{prefix}.*"]
+    published = user.publish([{"type": name, "data": {"order": 42}}])
+    assert published.deliveries == 1
+    [arrived] = receiver.wait_for(1, path)
+    assert (arrived.json()["type"], arrived.json()["data"]) == (name, {"order": 42})
+    admin.delete_webhook(webhook.uid)
+
+    assert admin.delete_event_type(name) is None
+    assert name not in admin.event_types().items
+    with pytest.raises(BadRequest):
+        user.publish([{"type": name}])
+    with pytest.raises(NotFound):
+        admin.delete_event_type(name)
+    with pytest.raises(BadRequest):
+        admin.delete_event_type("log.tamper_event")

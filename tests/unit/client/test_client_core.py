@@ -203,6 +203,31 @@ def test_without_credentials_a_refused_token_is_an_error(flavour: str) -> None:
     assert server.seen == [("/api/v1/event-types", "Bearer t")]
 
 
+@FLAVOURS
+@pytest.mark.parametrize(
+    ("method", "args", "sent"),
+    [
+        ("create_api_key", ("shop",), {"name": "shop"}),
+        ("create_api_key", ("shop", ["order.*"]), {"name": "shop", "event_types": ["order.*"]}),
+        ("create_event_type", ("order.created",), {"name": "order.created"}),
+        ("create_event_type", ("order.paid", "d"), {"name": "order.paid", "description": "d"}),
+    ],
+)
+def test_an_optional_field_not_given_is_not_sent(
+    flavour: str, method: str, args: tuple[Any, ...], sent: dict[str, Any]
+) -> None:
+    """Omitted, the server's default applies (any type for a key; no description)."""
+    bodies: list[Any] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        answer = {"id": 1, "key": "k", "event_types": None, "description": "", "created_at": 0}
+        return httpx.Response(201, json={**answer, "name": sent["name"]})
+
+    call(flavour, handle, method, *args)
+    assert bodies == [sent]
+
+
 def test_credentials_come_in_pairs() -> None:
     with pytest.raises(ValueError, match="username and password"):
         Client("http://hookd.test", username="admin")

@@ -31,8 +31,14 @@ def is_operational(topic: str) -> bool:
 
 def shown_url(url: str) -> str:
     """A webhook's URL as an operational event shows it: without user info, query or fragment,
-    where credentials are put."""
-    parts = urlsplit(url)
+    where credentials are put. A URL the parser refuses (one that could never be sent) shows
+    as its scheme and path only, so that nothing after an `@` or a `?` can leak."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        scheme, _, rest = url.partition("://")
+        path = rest.split("?", 1)[0].split("#", 1)[0].rpartition("@")[2].partition("/")[2]
+        return f"{scheme}://…/{path}"
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"

@@ -12,6 +12,10 @@ from hookd.domain.operational import WebhookRef, is_operational, shown_url
         ("http://127.0.0.1:8080/a/b", "http://127.0.0.1:8080/a/b"),
         ("http://[::1]:9/h?k=v", "http://[::1]:9/h"),
         ("https://token@example.test", "https://example.test"),
+        # What the parser refuses (stored before validation used the sender's parser) still
+        # shows nothing of its credentials.
+        ("http://user:pw@[1.2.3.4]/h/i?token=x", "http://…/h/i"),
+        ("http://[1.2.3.4", "http://…/"),
     ],
 )
 def test_a_url_is_shown_without_credentials(url: str, shown: str) -> None:

@@ -3,6 +3,7 @@ calls and store outages, each series moved by exactly what happened; and who may
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -154,13 +155,14 @@ async def test_queue_depth_and_oldest_due_are_sampled(api: Api, db: Database) ->
     await api.create_webhook(url="http://127.0.0.1:9/a")
     await api.create_webhook(url="http://127.0.0.1:9/b")
     await api.publish([{"type": "log.door_was_opened"} for _ in range(3)])
+    await asyncio.sleep(0.05)  # they have been due a while
     await metrics.sample_queue(db)
     after = await scrape(api)
     depth = "hookd_queue_deliveries"
     assert after[(depth, frozenset({("state", "pending")}))] == 6
     assert after[(depth, frozenset({("state", "retrying")}))] == 0
     assert after[(depth, frozenset({("state", "delivering")}))] == 0
-    assert after[("hookd_queue_oldest_due_age_seconds", frozenset())] >= 0
+    assert after[("hookd_queue_oldest_due_age_seconds", frozenset())] > 0
 
 
 async def test_store_outages_and_recoveries_are_counted(api: Api, db: Database) -> None:

@@ -18,10 +18,9 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from prometheus_client import Counter, Gauge, Histogram
 
 from hookd.domain.states import CLAIMABLE, DeliveryState
-from hookd.store import availability
+from hookd.store import availability, stats
 from hookd.store.availability import Outage, StoreUnavailable
 from hookd.store.database import Database
-from hookd.store.stats import oldest_due, queue_depth
 
 log = logging.getLogger("hookd.metrics")
 
@@ -193,12 +192,11 @@ SAMPLE_EVERY = 5.0
 
 async def sample_queue(db: Database) -> None:
     """Set the queue's gauges from two bounded queries."""
-    now = time.time()
-    depth = await queue_depth(db, QUEUE_DEPTH_CAP)
-    for state, count in depth.by_state.items():
+    sample = await stats.sample_queue(db, QUEUE_DEPTH_CAP)
+    for state, count in sample.by_state.items():
         _depth[state].set(count)
-    due = await oldest_due(db, now)
-    OLDEST_DUE_AGE.set(0.0 if due is None else max(0.0, now - due))
+    due = sample.first_due
+    OLDEST_DUE_AGE.set(0.0 if due is None else max(0.0, time.time() - due))
 
 
 async def sample_queue_forever(db: Database, every: float = SAMPLE_EVERY) -> None:

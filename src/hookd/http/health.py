@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hookd.delivery.scrape import ALLOWED, LOG_IN, scrape_access
 from hookd.http.auth import Hookd, user_for_token
 from hookd.http.errors import STORE_RETRY_AFTER_SECONDS, Error, admin_required, login_required
-from hookd.http.openapi import errors
+from hookd.http.openapi import errors, operation
 from hookd.http.responses import Json
 
 router = APIRouter(tags=["operations"])
@@ -56,6 +56,7 @@ async def healthz(hookd: Hookd) -> Json:
         200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}},
         **errors(Error, (401, 403)),
     },
+    openapi_extra=operation(),
 )
 async def metrics(request: Request, hookd: Hookd) -> Response:
     async def role_of(token: str) -> str | None:

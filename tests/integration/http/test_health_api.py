@@ -20,7 +20,7 @@ MANAGE = {"400", "401", "403"}
 # Every endpoint of the foundation, with the error responses its documentation must describe.
 DOCUMENTED: dict[tuple[str, str], set[str]] = {
     ("get", "/healthz"): {"503"},
-    ("get", "/metrics"): set(),
+    ("get", "/metrics"): {"401", "403"},
     ("post", "/api/v1/login"): {"400", "401"},
     ("post", "/api/v1/logout"): {"401"},
     ("get", "/api/v1/webhooks"): MANAGE,

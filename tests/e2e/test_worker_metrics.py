@@ -4,6 +4,7 @@ access rule as /metrics, and logs JSON lines with the ids of each delivery."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import orjson
 import pytest
 
 from hookd.config import load_settings
-from support import Receiver, free_port, running_api, start_worker
+from support import Receiver, environment, free_port, hookd, running_api, start_worker
 
 pytestmark = pytest.mark.slow
 
@@ -124,3 +125,27 @@ async def test_a_worker_process_is_scraped_on_its_metrics_port(
     assert disabled["reason"] == "gone" and disabled["level"] == "warning"
     log = (tmp_path / "worker-0.log").read_text()
     assert SECRET not in log and TOKEN not in log
+
+
+def test_a_metrics_port_in_use_is_one_line(database_url: str, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = hookd(
+            tmp_path,
+            "worker",
+            "--metrics-port",
+            str(port),
+            env=environment(HOOKD_DATABASE_URL=database_url),
+        )
+    assert done.returncode == 2, done.stderr
+    assert f"port {port} on 127.0.0.1 is in use" in done.stderr
+    assert "another --metrics-port" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_bad_log_format_names_the_variable(tmp_path: Path) -> None:
+    done = hookd(tmp_path, "worker", env=environment(HOOKD_LOG_FORMAT="xml"))
+    assert done.returncode == 2
+    assert done.stderr.strip() == "hookd: HOOKD_LOG_FORMAT: must be text or json"

@@ -247,10 +247,14 @@ def environment(**settings: str) -> dict[str, str]:
 
 
 def start_worker(
-    started: list[subprocess.Popen[bytes]], url: str, tmp_path: Path, **env: str
+    started: list[subprocess.Popen[bytes]],
+    url: str,
+    tmp_path: Path,
+    *args: str,
+    **env: str,
 ) -> subprocess.Popen[bytes]:
-    """Start a `hookd worker` process on `url`, its output in `tmp_path`/worker-N.log; it is
-    added to `started`, which the caller kills when done."""
+    """Start a `hookd worker args…` process on `url`, its output in `tmp_path`/worker-N.log; it
+    is added to `started`, which the caller kills when done."""
     settings = {
         "HOOKD_DATABASE_URL": url,
         "HOOKD_ALLOW_TARGETS": "127.0.0.0/8",
@@ -260,7 +264,7 @@ def start_worker(
     }
     log = (tmp_path / f"worker-{len(started)}.log").open("wb")
     process = subprocess.Popen(
-        [HOOKD, "worker"],
+        [HOOKD, "worker", *args],
         env={**os.environ, **settings},
         cwd=tmp_path,
         stdout=log,

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from hookd import __version__
 from hookd.config import Settings
 from hookd.console.routes import CONSOLE
+from hookd.delivery import metrics
 from hookd.delivery.chain import CallLog, Validator
 from hookd.delivery.sender import Sender
 from hookd.delivery.ssrf import TargetGuard
@@ -23,6 +24,7 @@ from hookd.http.dialect import Dialect
 from hookd.http.errors import ErrorShapes, install_error_handlers
 from hookd.http.limits import RequestLimits, body_ceiling
 from hookd.http.logins import LoginGuard
+from hookd.http.requests import RequestObserver
 from hookd.http.services import Services
 from hookd.store import keyring, stats
 from hookd.store.database import Database
@@ -83,7 +85,8 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
         worker = Worker(db, settings) if run_worker else None
         worker_task = asyncio.create_task(worker.run()) if worker else None
         try:
-            yield
+            async with metrics.queue_sampler(db):
+                yield
         finally:
             await call_log.flush()
             if worker is not None and worker_task is not None:
@@ -116,6 +119,10 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
         max_header_bytes=settings.max_header_bytes,
         max_body_bytes=body_ceiling(settings),
     )
+    # Outside even Starlette's own error middleware: every answer carries a request id, the
+    # limits' refusals and a 500 too.
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: RequestObserver(build())  # type: ignore[method-assign]
     app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
     docs.mount(app)
     app.include_router(health.router)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import logging
 import signal
 import sys
 import time
@@ -106,9 +105,10 @@ def _quiet_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+def _logging(settings: Settings) -> None:
+    from hookd import logs
+
+    logs.configure(settings)
 
 
 def _version(value: bool) -> None:
@@ -177,7 +177,7 @@ def serve(
     except CannotListen as exc:
         raise _fail(str(exc)) from None
     _prepare(settings, first_start=True)
-    _logging()
+    _logging(settings)
     console.print(f"hookd {__version__} serving on http://{settings.host}:{settings.port}")
     application = create_app(settings, run_worker=not no_worker)
     _quiet_collector()
@@ -190,6 +190,7 @@ def serve(
         http=protocol(ServerLimits.of(settings)),
         ws="none",
         access_log=False,
+        log_config=None,  # hookd's own logging (HOOKD_LOG_FORMAT)
         log_level="info",
         timeout_graceful_shutdown=40,
     )
@@ -206,36 +207,76 @@ def _has_uvloop() -> bool:
 
 
 @app.command(cls=_Command)
-def worker() -> None:
+def worker(
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve this worker's Prometheus metrics at /metrics on this port "
+            "[HOOKD_METRICS_PORT]; none by default.",
+            min=1,
+            max=65535,
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str | None,
+        typer.Option(help="The metrics port's address [HOOKD_METRICS_HOST, 127.0.0.1]."),
+    ] = None,
+) -> None:
     """Run a delivery worker alone (any number may share one PostgreSQL database)."""
+    from hookd.delivery import metrics
+    from hookd.delivery.scrape import serve_metrics
     from hookd.delivery.worker import Worker
+    from hookd.listening import CannotListen, cannot_listen
     from hookd.store import keyring, stats
     from hookd.store.database import Database
 
-    settings = _settings()
+    overrides: dict[str, object] = {}
+    if metrics_port is not None:
+        overrides["metrics_port"] = metrics_port
+    if metrics_host is not None:
+        overrides["metrics_host"] = metrics_host
+    settings = _settings(**overrides)
     lock = _lock_store(settings, "worker")
     _prepare(settings, first_start=False)
-    _logging()
+    _logging(settings)
 
     async def run() -> None:
         db = Database(
             settings.database_url, schema=settings.database_schema, secret_key=settings.secret_key
         )
-        await keyring.unlock(db)
-        delivery_worker = Worker(db, settings)
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, delivery_worker.stop)
+        exposed = None
         try:
-            await delivery_worker.run()
+            if settings.metrics_port is not None:
+                host, port = settings.metrics_host, settings.metrics_port
+                try:
+                    exposed = await serve_metrics(settings, db, host, port)
+                except OSError as exc:
+                    raise CannotListen(
+                        cannot_listen(host, port, exc, "another --metrics-port")
+                    ) from None
+                console.print(f"metrics on http://{host}:{port}/metrics", highlight=False)
+            await keyring.unlock(db)
+            delivery_worker = Worker(db, settings)
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, delivery_worker.stop)
+            try:
+                async with metrics.queue_sampler(db):
+                    await delivery_worker.run()
+            finally:
+                await stats.write(db)  # the overview's last second of counts
         finally:
-            await stats.write(db)  # the overview's last second of counts
+            if exposed is not None:
+                await exposed.cleanup()
             await db.close()
 
     _use_uvloop()
     _quiet_collector()
     console.print(f"hookd {__version__} worker started")
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except CannotListen as exc:
+        raise _fail(str(exc)) from None
     del lock  # held until here
 
 

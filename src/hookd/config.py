@@ -51,6 +51,12 @@ SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _ENVELOPE_BYTES = 1024
 
 
+METRICS_ACCESS = ("open", "protected")
+MIN_METRICS_TOKEN = 16
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
 class SettingsError(Exception):
     """A setting is wrong; the message names the variable."""
 
@@ -115,6 +121,14 @@ class Settings(BaseSettings):
     validation_connections: int = Field(100, ge=1, le=100_000)
     validation_per_repository: int = Field(10, ge=1, le=100_000)
     validation_deadline: Annotated[float, NoDecode] = 10.0
+
+    # Operations: who may read /metrics (and a worker's metrics port), and the log lines.
+    metrics: str = "protected"
+    metrics_token: str | None = None
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    log_format: str = "text"
+    log_level: str = "info"
 
     @field_validator("allow_targets", mode="before")
     @classmethod
@@ -182,6 +196,47 @@ class Settings(BaseSettings):
                 f"({self.max_event_bytes} + {_ENVELOPE_BYTES} bytes at least)"
             )
         return self
+
+    @field_validator("metrics", "log_format", "log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("metrics")
+    @classmethod
+    def _check_metrics(cls, value: str) -> str:
+        if value not in METRICS_ACCESS:
+            raise ValueError(
+                "must be open (anyone may read /metrics) or protected (HOOKD_METRICS_TOKEN or "
+                "an admin token)"
+            )
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _check_metrics_token(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if len(value) < MIN_METRICS_TOKEN or not value.isascii() or not value.isprintable():
+            raise ValueError(
+                f"must be at least {MIN_METRICS_TOKEN} printable ASCII characters, e.g. the "
+                "output of `openssl rand -hex 32`"
+            )
+        return value
+
+    @field_validator("log_format")
+    @classmethod
+    def _check_log_format(cls, value: str) -> str:
+        if value not in LOG_FORMATS:
+            raise ValueError("must be text or json")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        if value not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return value
 
     @field_validator("database_url")
     @classmethod

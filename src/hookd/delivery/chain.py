@@ -45,6 +45,7 @@ class Hook:
     timeout_ms: int
     bearer_token: str | None
     retries: int
+    dialect: str = ""
 
     @classmethod
     def of(cls, webhook: Webhook) -> Hook:
@@ -54,6 +55,7 @@ class Hook:
             timeout_ms=webhook.timeout_ms,
             bearer_token=webhook.bearer_token,
             retries=webhook.max_retries,
+            dialect=webhook.dialect,
         )
 
 
@@ -123,6 +125,19 @@ class Validator:
         """Call `hooks` in order into `chain`; its verdict. An empty chain allows."""
         if not hooks:
             return Verdict(True, [])
+        started = time.perf_counter()
+        verdict = "cancelled"
+        try:
+            found = await self._run(group, hooks, event_id, body, chain)
+            verdict = "allowed" if found.allowed else "vetoed"
+            return found
+        finally:
+            metrics.VALIDATIONS.labels(verdict).inc()
+            metrics.VALIDATION_SECONDS.observe(time.perf_counter() - started)
+
+    async def _run(
+        self, group: str, hooks: list[Hook], event_id: str, body: bytes, chain: Chain
+    ) -> Verdict:
         loop = asyncio.get_running_loop()
         deadline_at = loop.time() + self.deadline
         found = self._groups.get(group)
@@ -205,12 +220,12 @@ class Validator:
                 done.tries.append(result)
                 if result.ok or not retryable(result) or number > hook.retries or out_of_time:
                     break
-                metrics.attempt_finished(DeliveryState.RETRYING, result.duration_ms)
+                metrics.attempt_finished(hook.dialect, DeliveryState.RETRYING, result.duration_ms)
         finally:
             done.duration_ms = (time.perf_counter() - clock) * 1000
             if done.tries:
                 final = DeliveryState.SUCCEEDED if done.ok else DeliveryState.FAILED
-                metrics.attempt_finished(final, done.tries[-1].duration_ms)
+                metrics.attempt_finished(hook.dialect, final, done.tries[-1].duration_ms)
         return done
 
     def _deadline_passed(self, when: str) -> str:

@@ -23,7 +23,7 @@ import time
 import asyncpg
 
 from hookd.config import Settings
-from hookd.delivery import metrics
+from hookd.delivery import metrics, outcomes
 from hookd.delivery.retry import RetryPolicy
 from hookd.delivery.sender import Attempt, Sender
 from hookd.delivery.ssrf import TargetGuard
@@ -71,7 +71,8 @@ class Worker:
         )
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
-        self._outcomes: list[Outcome] = []
+        # Each outcome with the delivery it is of (its ids for the log, its dialect for counts).
+        self._outcomes: list[tuple[Outcome, Claimed]] = []
         self._outcomes_ready = asyncio.Event()
         self._unrecorded = 0  # claimed and not yet recorded: being sent, or waiting to be written
         self._to_send: asyncio.Queue[Claimed] = asyncio.Queue()
@@ -179,6 +180,8 @@ class Worker:
                 await self._sleep(self.poll_interval)
                 continue
             claimed = taken.deliveries
+            if claimed:
+                metrics.CLAIM_BATCH.observe(len(claimed))
             self._due_at(taken.next_due)
             self._unrecorded += len(claimed)
             self._holding += len(claimed)
@@ -245,7 +248,7 @@ class Worker:
                 log.exception("delivering %s failed unexpectedly", claimed.id)
                 outcome = self._failed_attempt(claimed, f"{type(exc).__name__}: {exc}")
             # Append only now: the recorder swaps in a new list while we were sending.
-            self._outcomes.append(outcome)
+            self._outcomes.append((outcome, claimed))
             self._outcomes_ready.set()
         finally:
             left = self._sending[webhook_id] - 1
@@ -325,7 +328,6 @@ class Worker:
                 state, due_at = self.policy.after_failure(
                     claimed.attempt, claimed.max_retries, now, result.retry_after
                 )
-            metrics.attempt_finished(state, result.duration_ms)
             outcome = Outcome(
                 claimed.id,
                 claimed.webhook_id,
@@ -365,7 +367,7 @@ class Worker:
             try:
                 recorded = await record_outcomes(
                     self.db,
-                    batch,
+                    [outcome for outcome, _ in batch],
                     time.time(),
                     self.disable_after,
                     suspend_after=self.suspend_after,
@@ -379,11 +381,12 @@ class Worker:
                 self._outcomes_ready.set()
                 continue
             self._note(recorded)
-            if any(o.delivery_id in self._fifo_pending for o in batch):
+            outcomes.recorded(batch)
+            if any(o.delivery_id in self._fifo_pending for o, _ in batch):
                 # Each fifo outcome lets that webhook's next delivery go: claim it now.
-                self._fifo_pending.difference_update(o.delivery_id for o in batch)
+                self._fifo_pending.difference_update(o.delivery_id for o, _ in batch)
                 self._wake.set()
-            retry_times = [o.due_at for o in batch if o.state == DeliveryState.RETRYING]
+            retry_times = [o.due_at for o, _ in batch if o.state == DeliveryState.RETRYING]
             if retry_times:
                 earliest = min(retry_times)
                 if self._next_due is None or earliest < self._next_due:
@@ -393,8 +396,16 @@ class Worker:
             self._room.set()
 
     def _note(self, recorded: Recorded) -> None:
+        gone = set(recorded.gone)
         for webhook_id in recorded.disabled:
-            log.warning("webhook %s disabled: gone, or its deliveries kept failing", webhook_id)
+            reason = "gone" if webhook_id in gone else "failing"
+            log.warning(
+                "webhook %s disabled: %s",
+                webhook_id,
+                "410 Gone" if reason == "gone" else "its attempts kept failing",
+                extra={"webhook_id": webhook_id, "reason": reason},
+            )
+        metrics.webhooks_disabled(recorded.gone, [w for w in recorded.disabled if w not in gone])
         now = time.time()
         for webhook_id in recorded.suspended:
             log.warning("webhook %s suspended: failing continuously; probing", webhook_id)

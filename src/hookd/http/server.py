@@ -22,6 +22,7 @@ has no server, meets them too.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -33,6 +34,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 from hookd.config import Settings
 from hookd.http.body import declared_over
 from hookd.http.limits import body_ceiling
+from hookd.http.requests import HEADER as REQUEST_ID
+from hookd.http.requests import request_id
+
+log = logging.getLogger("hookd.http")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +96,13 @@ _BUSY = orjson.dumps({"error": "Too many requests in progress"})
 
 async def _too_many_requests(scope: Any, receive: Any, send: Any) -> None:
     """The application in place of hookd's while `max_requests` are in progress."""
+    given = next((value for name, value in scope["headers"] if name == REQUEST_ID), None)
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(_BUSY)).encode()),
         (b"retry-after", b"1"),
         (b"connection", b"close"),
+        (REQUEST_ID, request_id(given).encode()),
     ]
     await send({"type": "http.response.start", "status": 503, "headers": headers})
     await send({"type": "http.response.body", "body": _BUSY})
@@ -244,8 +251,21 @@ class LimitedProtocol(HttpToolsProtocol):
             cycle.message_event.set()
         if not self.transport.is_closing():
             if not answering:
-                self.transport.write(response)
+                self.transport.write(_with_request_id(response))
             self.transport.close()
+
+
+def _with_request_id(response: bytes) -> bytes:
+    """A refusal with a request id of its own (the request's head was not read), logged."""
+    rid = request_id(None)
+    status_line, _, rest = response.partition(b"\r\n")
+    log.info(
+        "refused by the server: %s (request %s)",
+        status_line.decode(),
+        rid,
+        extra={"request_id": rid, "status": int(status_line.split()[1])},
+    )
+    return b"%s\r\nx-request-id: %s\r\n%s" % (status_line, rid.encode(), rest)
 
 
 def protocol(limits: ServerLimits) -> type[LimitedProtocol]:

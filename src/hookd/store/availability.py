@@ -95,6 +95,15 @@ def outage_of(error: BaseException) -> Outage | None:
 WRITE_OUTAGE_HOLD = 30.0
 
 
+# Told of every statement the store could not run ("error") and of every outage's end
+# ("recovered"); the metrics, which sit above the store, register here.
+_observers: list[Callable[[str, Outage], None]] = []
+
+
+def observe(callback: Callable[[str, Outage], None]) -> None:
+    _observers.append(callback)
+
+
 class Availability:
     """The store as this process last found it."""
 
@@ -109,6 +118,8 @@ class Availability:
         if outage is None:
             return None
         self._failed_at = time.monotonic()
+        for observer in _observers:
+            observer("error", outage)
         if outage != self.outage:
             log.warning("store unavailable: %s (%s)", outage.reason, _one_line(error))
             self.outage = outage
@@ -125,6 +136,8 @@ class Availability:
             return
         log.info("store available again (it was: %s)", outage.reason)
         self.outage = None
+        for observer in _observers:
+            observer("recovered", outage)
 
 
 # A health check writes to the store at most this often; checks in between reuse its result.

@@ -85,8 +85,12 @@ class Database:
         self.availability = Availability()
         self.write_check = WriteCheck(self._probe_write)
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        # hide_parameters: an error's message (logged) never holds the values of a statement,
+        # such as a webhook's secret.
         if self.is_sqlite:
-            self.engine = create_async_engine(async_url(url), pool_size=pool_size)
+            self.engine = create_async_engine(
+                async_url(url), pool_size=pool_size, hide_parameters=True
+            )
             _prepare_sqlite(self.engine)
         else:
             # No pre-ping: it costs a round trip per checkout; a broken connection fails its
@@ -97,6 +101,7 @@ class Database:
                 max_overflow=pool_size,
                 pool_recycle=3600,
                 connect_args={"server_settings": {"search_path": schema}},
+                hide_parameters=True,
             )
         # SQLite has one writer at a time: queue the process's writers here rather than on
         # SQLite's busy loop.

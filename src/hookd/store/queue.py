@@ -99,7 +99,7 @@ WITH plan AS (
     WHERE d.id = ANY(ARRAY(SELECT id FROM due))
     RETURNING d.id, d.event_seq, d.webhook_id, d.attempts
 )
-SELECT c.id, c.attempts, c.webhook_id, e.id AS event_id, e.body,
+SELECT c.id, c.attempts, c.webhook_id, e.id AS event_id, e.body, e.created_at, w.dialect,
        w.url, w.secret, w.previous_secret, w.previous_secret_until, w.timeout_ms, w.headers,
        w.max_retries, w.bearer_token, w.status
 FROM claimed AS c
@@ -120,7 +120,7 @@ _SQLITE_HEAD = (
 _SQLITE_TAKES_PER_STATEMENT = 400
 
 _CLAIMED_SQLITE = text("""
-SELECT d.id, d.attempts, d.webhook_id, e.id AS event_id, e.body,
+SELECT d.id, d.attempts, d.webhook_id, e.id AS event_id, e.body, e.created_at, w.dialect,
        w.url, w.secret, w.previous_secret, w.previous_secret_until, w.timeout_ms, w.headers,
        w.max_retries, w.bearer_token, w.status
 FROM deliveries AS d
@@ -151,6 +151,8 @@ class Claimed:
     previous_secret: str | None = None
     probe: bool = False  # claimed as the one probe of a suspended webhook
     fifo: bool = False  # its webhook's next delivery waits for this one's outcome
+    published_at: float = 0.0  # when its event was accepted
+    dialect: str = ""  # its webhook's
 
 
 @dataclass(slots=True)
@@ -197,6 +199,8 @@ class Recorded:
     """What a batch of outcomes changed about webhooks."""
 
     disabled: list[int] = field(default_factory=list)
+    # Those of `disabled` whose receiver answered 410 Gone (the others kept failing).
+    gone: list[int] = field(default_factory=list)
     suspended: list[int] = field(default_factory=list)
     recovered: list[int] = field(default_factory=list)
     # Outcomes not written because their claim's lease had been lost.
@@ -370,6 +374,8 @@ def _claimed(db: Database, row: Any, lease_until: float, now: float) -> Claimed:
         webhook_active=row.status == _ACTIVE,
         lease=lease_until,
         previous_secret=previous,
+        published_at=row.created_at,
+        dialect=row.dialect or "",
     )
 
 
@@ -514,6 +520,7 @@ async def record_outcomes(
         gone_disabled = (
             await _disable(conn, webhooks.c.id.in_(gone), now, GONE_REASON) if gone else []
         )
+        recorded.gone = gone_disabled
         recorded.disabled = failing + gone_disabled
         exhausted = [o.delivery_id for o in made if o.state == DeliveryState.FAILED and not o.gone]
         if exhausted or recorded.disabled or recorded.recovered:

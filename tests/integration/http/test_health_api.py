@@ -20,7 +20,7 @@ MANAGE = {"400", "401", "403"}
 # Every endpoint of the foundation, with the error responses its documentation must describe.
 DOCUMENTED: dict[tuple[str, str], set[str]] = {
     ("get", "/healthz"): {"503"},
-    ("get", "/metrics"): set(),
+    ("get", "/metrics"): {"401", "403"},
     ("post", "/api/v1/login"): {"400", "401"},
     ("post", "/api/v1/logout"): {"401"},
     ("get", "/api/v1/webhooks"): MANAGE,
@@ -143,7 +143,7 @@ def metric(text: str, name: str) -> float:
 
 @pytest.mark.parametrize("run_worker", [False])
 async def test_metrics_are_prometheus_text(api: Api) -> None:
-    response = await api.client.get("/metrics")
+    response = await api.client.get("/metrics", headers=api.admin)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
@@ -152,5 +152,6 @@ async def test_metrics_are_prometheus_text(api: Api) -> None:
     assert "# TYPE hookd_delivery_attempt_seconds histogram" in text
     before = metric(text, "hookd_events_published_total")
     await api.publish([{"type": "log.door_was_opened"}, {"type": "log.tamper_event"}])
-    after = metric((await api.client.get("/metrics")).text, "hookd_events_published_total")
+    scraped = await api.client.get("/metrics", headers=api.admin)
+    after = metric(scraped.text, "hookd_events_published_total")
     assert after == before + 2

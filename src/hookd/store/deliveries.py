@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +14,7 @@ from hookd.domain.event_types import WILDCARD_SUFFIX, is_wildcard
 from hookd.domain.states import WAITING, DeliveryState
 from hookd.store import stats
 from hookd.store.database import Database
-from hookd.store.schema import attempts, deliveries, events
+from hookd.store.schema import attempts, deliveries, events, webhooks
 
 
 @dataclass(slots=True)
@@ -137,18 +137,22 @@ async def requeue(db: Database, delivery_id: int, now: float) -> Delivery | None
             .values(retry_requested=True)
         )
         if not in_flight.rowcount:
-            result = await conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == delivery_id)
-                .values(
-                    state=DeliveryState.PENDING.value,
-                    due_at=now,
-                    updated_at=now,
-                    retry_requested=False,
+            webhook_id = (
+                await conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id == delivery_id)
+                    .values(
+                        state=DeliveryState.PENDING.value,
+                        due_at=now,
+                        updated_at=now,
+                        retry_requested=False,
+                    )
+                    .returning(deliveries.c.webhook_id)
                 )
-            )
-            if not result.rowcount:
+            ).scalar()
+            if webhook_id is None:
                 return None
+            await _lower_fifo_from(conn, webhook_id, delivery_id)
             await db.notify_workers(conn)
         row = (
             await conn.execute(
@@ -208,20 +212,43 @@ def _of_topics(topics: Sequence[str]) -> ColumnElement[bool]:
 async def recover(db: Database, webhook_id: int, since: float, now: float) -> int:
     """Send every failed delivery of the webhook created since `since` again (one more attempt
     each, like a retry by hand). Returns how many were queued."""
+    failed = (
+        deliveries.c.webhook_id == webhook_id,
+        deliveries.c.state == DeliveryState.FAILED.value,
+        deliveries.c.created_at >= since,
+    )
+
+    async def lower_fifo_from(conn: AsyncConnection) -> None:
+        first = (await conn.execute(select(func.min(deliveries.c.id)).where(*failed))).scalar()
+        if first is not None:
+            await _lower_fifo_from(conn, webhook_id, first)
+
     return await _queue(
         db,
         update(deliveries)
-        .where(
-            deliveries.c.webhook_id == webhook_id,
-            deliveries.c.state == DeliveryState.FAILED.value,
-            deliveries.c.created_at >= since,
-        )
+        .where(*failed)
         .values(state=DeliveryState.PENDING.value, due_at=now, updated_at=now),
+        before=lower_fifo_from,
     )
 
 
-async def _queue(db: Database, statement: Any) -> int:
+async def _lower_fifo_from(conn: AsyncConnection, webhook_id: int, delivery_id: int) -> None:
+    """A delivery claimable again: a fifo claim on SQLite must look for its head from there."""
+    await conn.execute(
+        update(webhooks)
+        .where(webhooks.c.id == webhook_id, webhooks.c.fifo_from > delivery_id)
+        .values(fifo_from=delivery_id)
+    )
+
+
+async def _queue(
+    db: Database,
+    statement: Any,
+    before: Callable[[AsyncConnection], Awaitable[None]] | None = None,
+) -> int:
     async with db.transaction() as conn:
+        if before is not None:
+            await before(conn)
         queued = int((await conn.execute(statement)).rowcount or 0)
         if queued:
             await db.notify_workers(conn)

@@ -51,7 +51,7 @@ SELECT q.webhook_id,
        (SELECT d.due_at FROM deliveries AS d
         WHERE d.state IN {CLAIMABLE_STATES} AND d.webhook_id = q.webhook_id
         ORDER BY d.due_at DESC LIMIT 1) AS last_due,
-       w.status, w.ordering, w.rate_limit, w.rate_next_at, w.probe_at
+       w.status, w.ordering, w.rate_limit, w.rate_next_at, w.probe_at, w.fifo_from
 FROM queued AS q LEFT JOIN webhooks AS w ON w.id = q.webhook_id
 WHERE q.webhook_id IS NOT NULL
 """)
@@ -66,7 +66,9 @@ FOR NO KEY UPDATE SKIP LOCKED
 
 # A fifo webhook's next delivery goes only when none of its deliveries is in flight (a live
 # lease) or waiting for a retry: both have a due time still to come. Its head is its claimable
-# delivery with the lowest id (ix_deliveries_head).
+# delivery with the lowest id: found through ix_deliveries_head on PostgreSQL, and on SQLite by
+# walking the webhook's deliveries in id order from `webhooks.fifo_from`, which each fifo claim
+# moves up to the head it took.
 _FIFO_FREE = f"""NOT EXISTS (
     SELECT 1 FROM deliveries AS x
     WHERE x.webhook_id = {{hook}} AND x.state IN {CLAIMABLE_STATES} AND x.due_at > :now)"""
@@ -112,9 +114,9 @@ _SQLITE_TAKE = (
     f"AND state IN {CLAIMABLE_STATES} AND due_at <= :now ORDER BY due_at LIMIT :n{{i}})"
 )
 _SQLITE_HEAD = (
-    "SELECT id FROM (SELECT id FROM deliveries WHERE webhook_id = :w{i} "
-    f"AND state IN {CLAIMABLE_STATES} AND {_FIFO_FREE.format(hook=':w{i}')} "
-    "ORDER BY id LIMIT 1)"
+    "SELECT id FROM (SELECT id FROM deliveries INDEXED BY ix_deliveries_webhook_id_id "
+    f"WHERE webhook_id = :w{{i}} AND id >= :f{{i}} AND state IN {CLAIMABLE_STATES} "
+    f"AND {_FIFO_FREE.format(hook=':w{i}')} ORDER BY id LIMIT 1)"
 )
 # SQLite allows 500 terms in a compound SELECT.
 _SQLITE_TAKES_PER_STATEMENT = 400
@@ -226,9 +228,10 @@ async def claim(
     """Claim up to `limit` due deliveries, shared out among webhooks as `sharing` says."""
     sharing = sharing or Sharing()
     async with db.transaction(durable=False) as conn:
-        queued = [_queued(row) for row in await conn.execute(_QUEUED)]
-        if not queued:
+        rows = list(await conn.execute(_QUEUED))
+        if not rows:
             return Claim([])
+        queued = [_queued(row) for row in rows]
         if not db.is_sqlite:
             queued = await _lock_controlled(conn, queued)
         plan = plan_claim(
@@ -244,7 +247,8 @@ async def claim(
             return Claim([], plan.next_due)
         params = {"now": now, "lease_until": now + lease}
         if db.is_sqlite:
-            rows = await _claim_sqlite(conn, plan.takes, params)
+            fifo_from = {row.webhook_id: row.fifo_from or 0 for row in rows}
+            rows = await _claim_sqlite(conn, plan.takes, fifo_from, params)
         else:
             rows = list(
                 await conn.execute(
@@ -267,6 +271,9 @@ async def claim(
             conn,
             rate_schedules(plan, per_webhook, now),
             {hook: at for hook, at in plan.probe_at.items() if per_webhook.get(hook)},
+            {claimed.webhook_id: claimed.id for claimed in found if claimed.fifo}
+            if db.is_sqlite
+            else {},
         )
         held_back = plan.held_back or any(
             take.full_share and per_webhook[take.webhook_id] >= take.count for take in plan.takes
@@ -319,7 +326,10 @@ async def _lock_controlled(conn: AsyncConnection, queued: list[Queued]) -> list[
 
 
 async def _claim_sqlite(
-    conn: AsyncConnection, takes: list[Take], params: dict[str, float]
+    conn: AsyncConnection,
+    takes: list[Take],
+    fifo_from: Mapping[int, int],
+    params: dict[str, float],
 ) -> list[Any]:
     """The write lock is the process's: claim ids per webhook, then read what they need."""
     ids: list[int] = []
@@ -330,7 +340,10 @@ async def _claim_sqlite(
         for i, take in enumerate(chunk):
             terms.append((_SQLITE_HEAD if take.fifo else _SQLITE_TAKE).format(i=i))
             values[f"w{i}"] = take.webhook_id
-            values[f"n{i}"] = take.count
+            if take.fifo:
+                values[f"f{i}"] = fifo_from.get(take.webhook_id, 0)
+            else:
+                values[f"n{i}"] = take.count
         statement = (
             f"UPDATE deliveries SET state = {_DELIVERING}, due_at = :lease_until, "
             f"updated_at = :now WHERE id IN ({' UNION ALL '.join(terms)}) RETURNING id"
@@ -342,12 +355,16 @@ async def _claim_sqlite(
 
 
 async def _write_controls(
-    conn: AsyncConnection, rate_next_at: dict[int, float], probe_at: dict[int, float]
+    conn: AsyncConnection,
+    rate_next_at: dict[int, float],
+    probe_at: dict[int, float],
+    fifo_from: dict[int, int],
 ) -> None:
-    """The controls' bookkeeping: rate schedules advanced, probes under way."""
+    """The controls' bookkeeping: rate schedules advanced, probes under way, fifo heads taken."""
     for column, values in (
         (webhooks.c.rate_next_at, rate_next_at),
         (webhooks.c.probe_at, probe_at),
+        (webhooks.c.fifo_from, fifo_from),
     ):
         for webhook_id, value in values.items():
             await conn.execute(

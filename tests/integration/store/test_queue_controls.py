@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hookd.domain.states import Ordering
 from hookd.domain.webhook import WebhookFields
-from hookd.store import webhooks
+from hookd.store import deliveries, webhooks
 from hookd.store.database import Database
 from hookd.store.events import NewEvent, publish
 from hookd.store.queue import Claimed, Outcome, claim_due, record_outcomes
@@ -50,6 +50,38 @@ async def test_fifo_claims_one_at_a_time_in_publish_order(db: Database) -> None:
     assert await claim_due(db, 100, NOW + 3, lease=30) == []  # its retry comes first
     [again] = await claim_due(db, 100, NOW + 11, lease=30)
     assert (again.event_id, again.attempt) == ("e000", 2)
+
+
+def finished_attempt(claimed: Claimed, state: str) -> Outcome:
+    return Outcome(
+        claimed.id, claimed.webhook_id, state, NOW, claimed.attempt, NOW, 1.0,
+        200 if state == "succeeded" else 500, "", None, claimed.lease,
+    )  # fmt: skip
+
+
+async def test_fifo_sends_a_delivery_queued_again_before_the_later_ones(db: Database) -> None:
+    # The head is looked for from the lowest id still claimable (on SQLite, a bound kept on the
+    # webhook): a delivery made claimable again by hand lowers it.
+    hook = await new_webhook(db, ordering=Ordering.FIFO)
+    await publish_events(db, 4)
+    [first] = await claim_due(db, 100, NOW, lease=30)
+    await record_outcomes(db, [finished_attempt(first, "succeeded")], NOW, 3600)
+    [second] = await claim_due(db, 100, NOW, lease=30)
+    await record_outcomes(db, [finished_attempt(second, "failed")], NOW, 3600)
+    assert [c.event_id for c in await claim_due(db, 100, NOW, lease=30)] == ["e002"]
+
+    await deliveries.requeue(db, first.id, NOW)  # while e002 is in flight
+    assert await deliveries.recover(db, hook, since=0, now=NOW) == 1  # e001
+    later = NOW + 60  # e002's lease has run out unrecorded: it is due again too
+    order = []
+    for _ in range(4):
+        claimed = await claim_due(db, 100, later, lease=30)
+        if not claimed:
+            break
+        [one] = claimed
+        order.append(one.event_id)
+        await record_outcomes(db, [finished_attempt(one, "succeeded")], later, 3600)
+    assert order == ["e000", "e001", "e002", "e003"]
 
 
 async def test_a_suspended_webhook_gets_one_probe_at_the_schedule_pace(db: Database) -> None:

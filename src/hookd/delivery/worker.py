@@ -191,9 +191,9 @@ class Worker:
                     self._fifo_pending.add(delivery.id)
                 self._to_send.put_nowait(delivery)
             if len(claimed) < limit:
-                if taken.held_back:
-                    # More is due: claim again once half of what is held has been sent (or
-                    # on a wake-up), so that claims stay batches.
+                if taken.more_due:
+                    # More may be due: claim again once half of what is held has been sent
+                    # (or on a wake-up), so that claims stay batches.
                     await self._holding_drops_to(
                         self._holding - min(self._prefetch, self._holding) // 2
                     )

@@ -40,9 +40,6 @@ class Take:
     webhook_id: int
     count: int
     fifo: bool = False
-    # The count is all the webhook's share (or its controls) allow now, not what the claim's
-    # limit left for it: if it all comes back, more may be due.
-    full_share: bool = False
 
 
 @dataclass(slots=True)
@@ -109,11 +106,11 @@ def plan_claim(
         if share - held.get(hook.webhook_id, 0) > 0
     ]
     plan.held_back = len(rooms) < len(wants)
-    for (hook, room), count in zip(rooms, _spread(limit, [room for _, room in rooms]), strict=True):
+    for (hook, _), count in zip(rooms, _spread(limit, [room for _, room in rooms]), strict=True):
         if count <= 0:
             continue
         fifo = hook.controlled and hook.ordering == Ordering.FIFO
-        plan.takes.append(Take(hook.webhook_id, count, fifo, full_share=count >= room))
+        plan.takes.append(Take(hook.webhook_id, count, fifo))
         if not hook.controlled:
             continue
         if hook.probe_at is not None:

@@ -163,8 +163,10 @@ class Claim:
 
     deliveries: list[Claimed]
     next_due: float | None = None
-    # More is due than the worker's shares let it take now (see `ClaimPlan.held_back`).
-    held_back: bool = False
+    # More may be due than this claim took: its shares held some back (`ClaimPlan.held_back`),
+    # or a webhook gave all that was asked of it. A claim that came back short for another
+    # reason (other webhooks ran dry) is no sign that nothing is left.
+    more_due: bool = False
 
 
 @dataclass(slots=True)
@@ -275,10 +277,10 @@ async def claim(
             if db.is_sqlite
             else {},
         )
-        held_back = plan.held_back or any(
-            take.full_share and per_webhook[take.webhook_id] >= take.count for take in plan.takes
+        more_due = plan.held_back or any(
+            per_webhook[take.webhook_id] >= take.count for take in plan.takes
         )
-        return Claim(found, plan.next_due, held_back)
+        return Claim(found, plan.next_due, more_due)
 
 
 def _queued(row: Any) -> Queued:

@@ -11,7 +11,7 @@ from hookd.store import webhooks
 from hookd.store.database import Database
 from hookd.store.deliveries import list_deliveries
 from hookd.store.events import NewEvent, publish
-from hookd.store.queue import Claimed, Outcome, claim_due, record_outcomes
+from hookd.store.queue import Claimed, Outcome, claim, claim_due, record_outcomes
 from hookd.store.retention import prune_finished
 
 NOW = 1_800_000_000.0
@@ -67,6 +67,30 @@ async def test_claims_respect_the_limit_and_the_due_time(db: Database) -> None:
     assert await claim_due(db, 10, NOW - 1, lease=30) == []
     assert len(await claim_due(db, 3, NOW, lease=30)) == 3
     assert len(await claim_due(db, 3, NOW, lease=30)) == 2
+
+
+async def test_a_claim_short_because_some_webhooks_ran_dry_says_more_is_due(
+    db: Database,
+) -> None:
+    # The claim's limit is spread over the webhooks with due deliveries: one with little left
+    # returns less than its part, so the claim comes back short while another has more. The
+    # worker must claim again at once, not wait for its poll interval.
+    await queue_deliveries(db, 2, hooks=1)  # a webhook with 2 due
+    await queue_deliveries_for_another_topic(db, 100)  # one with 100 due
+    first = await claim(db, 10, NOW, lease=30)
+    assert len(first.deliveries) == 7  # 2 + 5
+    assert first.more_due
+    second = await claim(db, 200, NOW, lease=30)
+    assert len(second.deliveries) == 95
+    assert not second.more_due  # everything due came back: nothing is left
+
+
+async def queue_deliveries_for_another_topic(db: Database, count: int) -> None:
+    other = "log.door_was_closed"
+    await webhooks.create_webhook(
+        db, "device", WebhookFields(url="http://127.0.0.1:9/x", topics=(other,), secret="s" * 16)
+    )
+    await publish(db, [NewEvent(f"o{n}", other, b"{}") for n in range(count)], NOW)
 
 
 async def test_concurrent_claimers_never_share_a_delivery(db: Database) -> None:

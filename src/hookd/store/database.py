@@ -47,11 +47,12 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
     # pysqlite's own transaction handling would begin transactions late and never IMMEDIATE;
     # take it over so a write transaction holds the write lock from its first statement.
     @event.listens_for(engine.sync_engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
+    def _connect(dbapi_connection: Any, record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
+        record.info["hookd_synchronous"] = "FULL"
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
@@ -62,7 +63,13 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
         mode = options.get("sqlite_begin", "DEFERRED")
         if mode is None:  # reads: each statement on its own (WAL keeps it consistent)
             return
-        connection.exec_driver_sql(f"PRAGMA synchronous={options.get('sqlite_sync', 'FULL')}")
+        # Each statement is a round trip to the driver's thread: set the mode only when it
+        # changes on this connection.
+        synchronous = options.get("sqlite_sync", "FULL")
+        info = connection.connection.info
+        if info.get("hookd_synchronous") != synchronous:
+            connection.exec_driver_sql(f"PRAGMA synchronous={synchronous}")
+            info["hookd_synchronous"] = synchronous
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 

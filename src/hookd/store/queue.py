@@ -470,11 +470,11 @@ _SQLITE_FINISH = (
     "retry_requested = 0, updated_at = ?, last_status_code = ?, last_error = ? "
     f"WHERE id = ? AND state = {_DELIVERING} AND due_at = ?"
 )
-# Fenced like the update, and run before it, while the row still carries the lease (compared
-# in Python: a lease read back is the exact float that was written).
-_SQLITE_HELD = text(f"""
-SELECT id, due_at FROM deliveries
-WHERE id IN (SELECT value FROM json_each(:ids)) AND state = {_DELIVERING}
+# Which outcomes the fenced update applied, read back only when it changed fewer rows than it
+# was given: those rows carry this recording's time (a float read back is the exact one written).
+_SQLITE_APPLIED = text(f"""
+SELECT id, updated_at FROM deliveries
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state != {_DELIVERING}
 """)
 
 _PG_INSERT_ATTEMPTS = text("""
@@ -652,36 +652,46 @@ async def _disable(conn: AsyncConnection, where: Any, now: float, reason: str) -
     return list(disabled.scalars().all())
 
 
+async def _finish_sqlite(
+    conn: AsyncConnection, outcomes: Sequence[Outcome], now: float
+) -> set[int]:
+    """SQLite: the executemany update is fenced row by row (a lease bound as a parameter is
+    compared exactly); the rows it changed are known without reading them back unless some
+    lease was lost."""
+    finished = await conn.exec_driver_sql(
+        _SQLITE_FINISH,
+        [
+            (f.state, f.attempt, now, f.due_at, now, f.status_code, f.error, f.delivery_id,
+             f.lease)
+            for f in outcomes
+        ],
+    )  # fmt: skip
+    ids = {f.delivery_id for f in outcomes}
+    if finished.rowcount == len(outcomes) == len(ids):
+        held = ids
+    else:
+        rows = await conn.execute(_SQLITE_APPLIED, {"ids": orjson.dumps(sorted(ids)).decode()})
+        held = {row.id for row in rows if row.updated_at == now}
+    made = [f for f in outcomes if f.attempt is not None and f.delivery_id in held]
+    if made:
+        await conn.exec_driver_sql(
+            _SQLITE_INSERT_ATTEMPTS,
+            [
+                (f.delivery_id, f.attempt, f.started_at, f.duration_ms, f.status_code,
+                 f.response_body, f.error)
+                for f in made
+            ],
+        )  # fmt: skip
+    return held
+
+
 async def _finish(
     db: Database, conn: AsyncConnection, outcomes: Sequence[Outcome], now: float
 ) -> set[int]:
     """Write each delivery's new state, and log the attempts that were made; returns the
     deliveries whose claim was still held (the others are left as they are)."""
     if db.is_sqlite:
-        leases = {f.delivery_id: f.lease for f in outcomes}
-        rows = await conn.execute(_SQLITE_HELD, {"ids": orjson.dumps(list(leases)).decode()})
-        held = {row.id for row in rows if row.due_at == leases[row.id]}
-        made = [f for f in outcomes if f.attempt is not None and f.delivery_id in held]
-        if made:
-            await conn.exec_driver_sql(
-                _SQLITE_INSERT_ATTEMPTS,
-                [
-                    (f.delivery_id, f.attempt, f.started_at, f.duration_ms, f.status_code,
-                     f.response_body, f.error)
-                    for f in made
-                ],
-            )  # fmt: skip
-        if held:
-            await conn.exec_driver_sql(
-                _SQLITE_FINISH,
-                [
-                    (f.state, f.attempt, now, f.due_at, now, f.status_code, f.error,
-                     f.delivery_id, f.lease)
-                    for f in outcomes
-                    if f.delivery_id in held
-                ],
-            )  # fmt: skip
-        return held
+        return await _finish_sqlite(conn, outcomes, now)
     applied = set(
         (
             await conn.execute(

@@ -111,6 +111,23 @@ async def test_a_lost_lease_writes_nothing_even_before_the_other_worker_records(
     assert await delivery_states(db) == {frozen.id: ("succeeded", 1)}
 
 
+async def test_a_batch_with_one_lost_lease_records_the_others(db: Database) -> None:
+    await new_webhook(db, "a")
+    await publish_events(db, "e1")
+    [lost] = await claim_due(db, 10, NOW, lease=30)
+    await publish_events(db, "e2", now=NOW + 20)
+    [kept] = await claim_due(db, 10, NOW + 20, lease=30)
+    [taken_over] = await claim_due(db, 10, NOW + 31, lease=30)  # e1's lease ran out
+    assert taken_over.id == lost.id
+
+    late = await record_outcomes(
+        db, [outcome(lost, "succeeded"), outcome(kept, "succeeded")], NOW + 40, 3600
+    )
+    assert late.stale == 1
+    assert await delivery_states(db) == {lost.id: ("delivering", 0), kept.id: ("succeeded", 1)}
+    assert await attempt_count(db) == 1
+
+
 async def test_a_retry_of_a_delivery_in_flight_waits_for_its_attempt(db: Database) -> None:
     await new_webhook(db, "a")
     await publish_events(db, "e1")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from hookd.store.availability import Availability, StoreUnavailable, WriteCheck
@@ -71,6 +73,9 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
             connection.exec_driver_sql(f"PRAGMA synchronous={synchronous}")
             info["hookd_synchronous"] = synchronous
         connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+_T = TypeVar("_T")
 
 
 class Database:
@@ -167,6 +172,20 @@ class Database:
                 raise
             raise unavailable from error
         self.availability.succeeded(wrote=True)
+
+    async def on_driver_thread(
+        self, conn: AsyncConnection, work: Callable[[sqlite3.Connection], _T]
+    ) -> _T:
+        """SQLite: run `work` with the DB-API connection under `conn`, inside its transaction,
+        on the thread the driver runs all of that connection's calls on: many statements for
+        one round trip of the event loop, which a busy loop makes long. Errors come out as
+        SQLAlchemy's, like those of statements run through `conn`."""
+        raw = (await conn.get_raw_connection()).driver_connection
+        try:
+            # aiosqlite's own way to run a call on the connection's thread.
+            return await raw._execute(work, raw._conn)  # type: ignore[union-attr]
+        except sqlite3.Error as error:
+            raise DBAPIError.instance(None, None, error, sqlite3.Error) from error
 
     async def notify_workers(self, conn: AsyncConnection) -> None:
         """Inside a transaction that queued deliveries: tell other processes at commit."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from sqlalchemy import select, text, update
@@ -19,11 +22,15 @@ IDEMPOTENCY_WINDOW = 24 * 3600.0
 
 Subscriber = tuple[int, tuple[str, ...]]  # webhook id, the categories it is restricted to
 EventRow = tuple[str, str | None, str, bytes, int]  # id, idempotency key, topic, body, deliveries
+# Runs one statement and returns its rows; runs one statement for each of many rows.
+Execute = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
+ExecuteMany = Callable[[str, list[tuple[Any, ...]]], None]
 
-# Publishing writes many rows at once, set-based. PostgreSQL gets one statement for the events,
-# their deliveries and the workers' wake-up, over `unnest()` of arrays: every round trip waits
-# for a pass of a busy event loop (docs/performance.md). SQLite gets the driver's `executemany`,
-# which loops in C.
+# Publishing writes many rows at once, set-based, in few round trips: every round trip waits
+# for a pass of a busy event loop (docs/performance.md). PostgreSQL gets one statement for the
+# events, their deliveries and the workers' wake-up, over `unnest()` of arrays. SQLite gets one
+# function run on the driver's thread (`write_sqlite`), with `executemany`, which loops in C;
+# `hookd.publish` runs the same function on a producer's own sqlite3 connection.
 _PENDING = f"'{DeliveryState.PENDING.value}'"
 _PG_INSERT = text(f"""
 WITH input AS MATERIALIZED (
@@ -53,6 +60,19 @@ _SQLITE_INSERT_DELIVERIES = (
     "INSERT INTO deliveries (event_seq, webhook_id, state, due_at, created_at, updated_at) "
     f"VALUES (?, ?, {_PENDING}, ?, ?, ?)"
 )
+# Keys older than the idempotency window are released, so that they can be used again.
+_SQLITE_RELEASE_KEYS = (
+    "UPDATE events SET idempotency_key = NULL WHERE idempotency_key IN ({}) AND created_at < ?"
+)
+_SQLITE_RECENT_KEYS = (
+    "SELECT idempotency_key, id, deliveries FROM events WHERE idempotency_key IN ({})"
+)
+_SQLITE_SUBSCRIBERS = (
+    "SELECT webhook_topics.topic, webhooks.id, webhooks.categories FROM webhook_topics"
+    " JOIN webhooks ON webhooks.id = webhook_topics.webhook_id"
+    " WHERE webhook_topics.topic IN ({}) AND webhooks.status = ?{} ORDER BY webhooks.id"
+)
+_SQLITE_LAST_SEQ = "SELECT COALESCE(max(seq), 0) FROM events"
 
 
 @dataclass(slots=True)
@@ -98,32 +118,131 @@ def _is_key_race(exc: IntegrityError) -> bool:
 
 
 async def _publish_once(db: Database, new_events: list[NewEvent], now: float) -> list[Published]:
-    results: list[Published | None] = [None] * len(new_events)
-    queued = 0
     async with db.transaction() as conn:
-        known = await _recent_keys(conn, new_events, now)
-        first_with_key: dict[str, int] = {}
-        fresh: list[tuple[int, NewEvent]] = []
-        for index, event in enumerate(new_events):
-            key = event.idempotency_key
-            if key is None:
-                fresh.append((index, event))
-            elif key in known:
-                results[index] = known[key]
-            elif key not in first_with_key:
-                first_with_key[key] = index
-                fresh.append((index, event))
+        if db.is_sqlite:
 
-        fanned_out = await store_in(db, conn, [event for _, event in fresh], now)
-        for (index, event), count in zip(fresh, fanned_out, strict=True):
-            results[index] = Published(event.id, count)
-            queued += count
-    if queued:
+            def write(connection: sqlite3.Connection) -> list[Published]:
+                return write_sqlite(*_sqlite_calls(connection), new_events, now)
+
+            results = await db.on_driver_thread(conn, write)
+            stored = results
+        else:
+            known = await _recent_keys(conn, new_events, now)
+            fresh = _fresh(new_events, known)
+            counts = await store_in(db, conn, fresh, now)
+            stored = [
+                Published(event.id, count) for event, count in zip(fresh, counts, strict=True)
+            ]
+            results = _results(new_events, known, fresh, stored)
+    if any(published.deliveries for published in stored):
         db.wake()
-    for index, event in enumerate(new_events):
-        if results[index] is None and event.idempotency_key is not None:
-            results[index] = results[first_with_key[event.idempotency_key]]
-    return [result for result in results if result is not None]
+    return results
+
+
+def _fresh(new_events: list[NewEvent], known: dict[str, Published]) -> list[NewEvent]:
+    """The events to store: those without an idempotency key, and the first with each key
+    not used within the window."""
+    seen = set(known)
+    fresh = []
+    for event in new_events:
+        key = event.idempotency_key
+        if key is not None:
+            if key in seen:
+                continue
+            seen.add(key)
+        fresh.append(event)
+    return fresh
+
+
+def _results(
+    new_events: list[NewEvent],
+    known: dict[str, Published],
+    fresh: list[NewEvent],
+    stored: list[Published],
+) -> list[Published]:
+    """Each event's result: its own when it was stored, else that of its key's first use."""
+    by_key = dict(known)
+    own: dict[int, Published] = {}
+    for event, published in zip(fresh, stored, strict=True):
+        own[id(event)] = published
+        if event.idempotency_key is not None:
+            by_key[event.idempotency_key] = published
+    return [own.get(id(event)) or by_key[event.idempotency_key or ""] for event in new_events]
+
+
+def _sqlite_calls(connection: sqlite3.Connection) -> tuple[Execute, ExecuteMany]:
+    def execute(statement: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return connection.execute(statement, parameters).fetchall()
+
+    def execute_many(statement: str, rows: list[tuple[Any, ...]]) -> None:
+        connection.executemany(statement, rows)
+
+    return execute, execute_many
+
+
+def write_sqlite(
+    execute: Execute,
+    execute_many: ExecuteMany,
+    new_events: list[NewEvent],
+    now: float,
+    *,
+    dialect: str | None = None,
+    unless_unsubscribed: bool = False,
+) -> list[Published]:
+    """SQLite, inside a write transaction: what `publish` does, through synchronous calls.
+    With `dialect`, only that dialect's webhooks receive the events; with
+    `unless_unsubscribed`, an event no webhook receives is not stored."""
+    keys = sorted({event.idempotency_key for event in new_events if event.idempotency_key})
+    known: dict[str, Published] = {}
+    if keys:
+        marks = _marks(len(keys))
+        execute(_SQLITE_RELEASE_KEYS.format(marks), [*keys, now - IDEMPOTENCY_WINDOW])
+        known = {
+            key: Published(event_id, deliveries)
+            for key, event_id, deliveries in execute(_SQLITE_RECENT_KEYS.format(marks), keys)
+        }
+    fresh = _fresh(new_events, known)
+    if not fresh:
+        return _results(new_events, known, fresh, [])
+    candidates = {topic: candidate_topics(topic) for topic in {event.topic for event in fresh}}
+    entries = sorted({entry for each in candidates.values() for entry in each})
+    rows = execute(
+        _SQLITE_SUBSCRIBERS.format(
+            _marks(len(entries)), "" if dialect is None else " AND webhooks.dialect = ?"
+        ),
+        [*entries, WebhookStatus.ACTIVE.value, *([] if dialect is None else [dialect])],
+    )
+    subscribers = _matched(candidates, rows)
+    targets = [_targets(event, subscribers.get(event.topic, [])) for event in fresh]
+    stored = [
+        (event, hooks) for event, hooks in zip(fresh, targets, strict=True)
+        if hooks or not unless_unsubscribed
+    ]  # fmt: skip
+    if stored:
+        last = int(execute(_SQLITE_LAST_SEQ, [])[0][0])
+        seqs = range(last + 1, last + 1 + len(stored))
+        execute_many(
+            _SQLITE_INSERT_EVENTS,
+            [
+                (seq, event.id, event.idempotency_key, event.topic, event.body, len(hooks), now)
+                for seq, (event, hooks) in zip(seqs, stored, strict=True)
+            ],
+        )
+        pairs = [
+            (seq, hook, now, now, now)
+            for seq, (_, hooks) in zip(seqs, stored, strict=True)
+            for hook in hooks
+        ]
+        if pairs:
+            execute_many(_SQLITE_INSERT_DELIVERIES, pairs)
+    published = [
+        Published(event.id, len(hooks)) for event, hooks in zip(fresh, targets, strict=True)
+    ]
+    return _results(new_events, known, fresh, published)
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
 
 
 async def store_in(
@@ -140,6 +259,17 @@ async def store_in(
     the workers are woken at commit; on SQLite the caller wakes them."""
     if not new_events:
         return []
+    if db.is_sqlite:
+
+        def write(connection: sqlite3.Connection) -> list[Published]:
+            return write_sqlite(
+                *_sqlite_calls(connection),
+                new_events,
+                now,
+                unless_unsubscribed=unless_unsubscribed,
+            )
+
+        return [published.deliveries for published in await db.on_driver_thread(conn, write)]
     subscribers = await _subscribers(conn, {event.topic for event in new_events})
     targets = [_targets(event, subscribers[event.topic]) for event in new_events]
     stored = [
@@ -147,19 +277,12 @@ async def store_in(
         if hooks or not unless_unsubscribed
     ]  # fmt: skip
     if stored:
-        await _insert(db, conn, stored, now)
+        rows = [
+            (event.id, event.idempotency_key, event.topic, event.body, len(hooks))
+            for event, hooks in stored
+        ]
+        await _insert_postgres(conn, rows, [hooks for _, hooks in stored], now)
     return [len(hooks) for hooks in targets]
-
-
-async def _insert(
-    db: Database, conn: AsyncConnection, stored: list[tuple[NewEvent, list[int]]], now: float
-) -> None:
-    rows = [
-        (event.id, event.idempotency_key, event.topic, event.body, len(hooks))
-        for event, hooks in stored
-    ]
-    insert = _insert_sqlite if db.is_sqlite else _insert_postgres
-    await insert(conn, rows, [hooks for _, hooks in stored], now)
 
 
 async def _recent_keys(
@@ -192,9 +315,8 @@ async def _recent_keys(
 async def _subscribers(conn: AsyncConnection, topics: set[str]) -> dict[str, list[Subscriber]]:
     """Active webhooks per topic, with their category restrictions, in creation order: those
     subscribed to the topic itself or to a wildcard over it (`log.*` for `log.x`), each once."""
-    found: dict[str, list[Subscriber]] = defaultdict(list)
     if not topics:
-        return found
+        return defaultdict(list)
     candidates = {topic: candidate_topics(topic) for topic in topics}
     rows = await conn.execute(
         select(webhook_topics.c.topic, webhooks.c.id, webhooks.c.categories)
@@ -205,6 +327,15 @@ async def _subscribers(conn: AsyncConnection, topics: set[str]) -> dict[str, lis
         )
         .order_by(webhooks.c.id)
     )
+    return _matched(candidates, [tuple(row) for row in rows])
+
+
+def _matched(
+    candidates: dict[str, tuple[str, ...]], rows: Sequence[tuple[Any, ...]]
+) -> dict[str, list[Subscriber]]:
+    """Per topic, the webhooks of `rows` (topic entry, webhook id, categories; in webhook
+    order) subscribed to one of its candidate entries, each once."""
+    found: dict[str, list[Subscriber]] = defaultdict(list)
     by_entry: dict[str, list[Subscriber]] = defaultdict(list)
     for entry, webhook_id, categories in rows:
         by_entry[entry].append((webhook_id, tuple(orjson.loads(categories)) if categories else ()))
@@ -223,26 +354,6 @@ def _targets(event: NewEvent, subscribers: list[Subscriber]) -> list[int]:
         if (event.only_webhooks is None or webhook_id in event.only_webhooks)
         and (not categories or event.category in categories)
     ]
-
-
-async def _insert_sqlite(
-    conn: AsyncConnection, rows: list[EventRow], targets: list[list[int]], now: float
-) -> int:
-    """Insert the events and one `pending` delivery per target; returns the deliveries."""
-    # The transaction holds SQLite's write lock, so nobody else can take these numbers.
-    last = (await conn.exec_driver_sql("SELECT COALESCE(max(seq), 0) FROM events")).scalar_one()
-    seqs = range(int(last) + 1, int(last) + 1 + len(rows))
-    await conn.exec_driver_sql(
-        _SQLITE_INSERT_EVENTS, [(seq, *row, now) for seq, row in zip(seqs, rows, strict=True)]
-    )
-    pairs = [
-        (seq, hook, now, now, now)
-        for seq, hooks in zip(seqs, targets, strict=True)
-        for hook in hooks
-    ]
-    if pairs:
-        await conn.exec_driver_sql(_SQLITE_INSERT_DELIVERIES, pairs)
-    return len(pairs)
 
 
 async def _insert_postgres(

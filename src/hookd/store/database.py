@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from hookd.store.availability import Availability, StoreUnavailable, WriteCheck
 from hookd.store.secret_box import SecretBox
+from hookd.store.sqlite_thread import SqliteThread
 
 NOTIFY_CHANNEL = "hookd_deliveries"
 
@@ -118,6 +120,8 @@ class Database:
         # SQLite has one writer at a time: queue the process's writers here rather than on
         # SQLite's busy loop.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        path = make_url(url).database if self.is_sqlite else None
+        self._sqlite_thread = SqliteThread(path) if path and path != ":memory:" else None
         self._wake_callbacks: list[Callable[[], None]] = []
 
     @asynccontextmanager
@@ -173,6 +177,32 @@ class Database:
             raise unavailable from error
         self.availability.succeeded(wrote=True)
 
+    async def write_in_one_trip(
+        self, work: Callable[[sqlite3.Connection], _T], *, durable: bool = True
+    ) -> _T:
+        """SQLite: a write transaction done wholly by `work` (BEGIN and COMMIT are done around
+        it), on a thread with a connection of its own: one round trip of the event loop.
+        `durable` as for `transaction`; errors and outages come out as from it too."""
+        if self._write_lock is None or self._sqlite_thread is None:
+            async with self.transaction(durable=durable) as conn:
+                return await self.on_driver_thread(conn, work)
+        try:
+            async with self._write_lock:
+                done = asyncio.wrap_future(self._sqlite_thread.submit(work, durable=durable))
+                try:
+                    result = await asyncio.shield(done)
+                except asyncio.CancelledError:
+                    # The transaction runs on to its end: hold the write lock until it has.
+                    with contextlib.suppress(BaseException):
+                        await done
+                    raise
+        except sqlite3.Error as error:
+            wrapped = DBAPIError.instance(None, None, error, sqlite3.Error)
+            unavailable = self._unavailable(wrapped)
+            raise (unavailable or wrapped) from error
+        self.availability.succeeded(wrote=True)
+        return result
+
     async def on_driver_thread(
         self, conn: AsyncConnection, work: Callable[[sqlite3.Connection], _T]
     ) -> _T:
@@ -227,3 +257,5 @@ class Database:
     async def close(self) -> None:
         await self.write_check.close()
         await self.engine.dispose()
+        if self._sqlite_thread is not None:
+            await asyncio.to_thread(self._sqlite_thread.close)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -283,6 +284,60 @@ async def record_synchronous(db: Database, called: Sequence[CalledEvent], now: f
     called = [event for event in called if event.sent]
     if not called:
         return
+    if db.is_sqlite:
+        await db.write_in_one_trip(
+            lambda connection: _record_synchronous_sqlite(connection, called, now), durable=False
+        )
+    else:
+        await _record_synchronous_postgres(db, called, now)
+    stats.count_calls(db, (delivery for event in called for delivery in event.sent), now)
+
+
+_SQLITE_LAST_SEQ = "SELECT COALESCE(max(seq), 0) FROM events"
+_SQLITE_INSERT_EVENT = (
+    "INSERT INTO events (seq, id, idempotency_key, type, body, deliveries, created_at) "
+    "VALUES (?, ?, NULL, ?, ?, ?, ?)"
+)
+_SQLITE_INSERT_DELIVERY = (
+    "INSERT INTO deliveries (event_seq, webhook_id, state, attempts, due_at, created_at, "
+    "updated_at, last_status_code, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SQLITE_INSERT_ATTEMPT = (
+    "INSERT INTO attempts (delivery_id, number, started_at, duration_ms, status_code, "
+    "response_body, error) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _record_synchronous_sqlite(
+    connection: sqlite3.Connection, called: Sequence[CalledEvent], now: float
+) -> None:
+    """SQLite, on the store's own thread (`Database.write_in_one_trip`): the same rows."""
+    seq = int(connection.execute(_SQLITE_LAST_SEQ).fetchone()[0])
+    tries: list[tuple[Any, ...]] = []
+    for event in called:
+        seq += 1
+        connection.execute(
+            _SQLITE_INSERT_EVENT,
+            (seq, event.id, event.type, event.body, len(event.sent), event.created_at),
+        )
+        for delivery in event.sent:
+            last = delivery.attempts[-1]
+            delivery_id = connection.execute(
+                _SQLITE_INSERT_DELIVERY,
+                (seq, delivery.webhook_id, delivery.state, len(delivery.attempts), now,
+                 event.created_at, now, last.status_code, last.error),
+            ).lastrowid  # fmt: skip
+            tries.extend(
+                (delivery_id, attempt.number, attempt.started_at, attempt.duration_ms,
+                 attempt.status_code, attempt.response_body, attempt.error)
+                for attempt in delivery.attempts
+            )  # fmt: skip
+    connection.executemany(_SQLITE_INSERT_ATTEMPT, tries)
+
+
+async def _record_synchronous_postgres(
+    db: Database, called: Sequence[CalledEvent], now: float
+) -> None:
     async with db.transaction(durable=False) as conn:
         sequence_numbers = (
             (
@@ -348,7 +403,6 @@ async def record_synchronous(db: Database, called: Sequence[CalledEvent], now: f
                 for attempt in delivery.attempts
             ],
         )
-        stats.count_calls(db, (delivery for _, _, delivery in sent), now)
 
 
 # --- the console's delivery log ---------------------------------------------------------------

@@ -118,22 +118,19 @@ def _is_key_race(exc: IntegrityError) -> bool:
 
 
 async def _publish_once(db: Database, new_events: list[NewEvent], now: float) -> list[Published]:
-    async with db.transaction() as conn:
-        if db.is_sqlite:
+    if db.is_sqlite:
 
-            def write(connection: sqlite3.Connection) -> list[Published]:
-                return write_sqlite(*_sqlite_calls(connection), new_events, now)
+        def write(connection: sqlite3.Connection) -> list[Published]:
+            return write_sqlite(*_sqlite_calls(connection), new_events, now)
 
-            results = await db.on_driver_thread(conn, write)
-            stored = results
-        else:
+        results = stored = await db.write_in_one_trip(write)
+    else:
+        async with db.transaction() as conn:
             known = await _recent_keys(conn, new_events, now)
             fresh = _fresh(new_events, known)
             counts = await store_in(db, conn, fresh, now)
-            stored = [
-                Published(event.id, count) for event, count in zip(fresh, counts, strict=True)
-            ]
-            results = _results(new_events, known, fresh, stored)
+        stored = [Published(event.id, count) for event, count in zip(fresh, counts, strict=True)]
+        results = _results(new_events, known, fresh, stored)
     if any(published.deliveries for published in stored):
         db.wake()
     return results

@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -186,9 +187,26 @@ class Database:
         if self._write_lock is None or self._sqlite_thread is None:
             async with self.transaction(durable=durable) as conn:
                 return await self.on_driver_thread(conn, work)
+        thread = self._sqlite_thread
+        return await self._on_sqlite_thread(lambda: thread.submit(work, durable=durable))
+
+    async def run(self, work: Callable[[Connection], _T], *, durable: bool = True) -> _T:
+        """A write transaction done by the synchronous `work` with a SQLAlchemy connection: on
+        SQLite in one round trip of the event loop (see `write_in_one_trip`), on PostgreSQL
+        through `run_sync` (a round trip per statement, as any transaction there)."""
+        if self._write_lock is None or self._sqlite_thread is None:
+            async with self.transaction(durable=durable) as conn:
+                return await conn.run_sync(work)
+        thread = self._sqlite_thread
+        return await self._on_sqlite_thread(lambda: thread.submit_sqlalchemy(work, durable=durable))
+
+    async def _on_sqlite_thread(self, submit: Callable[[], Future[_T]]) -> _T:
+        """Submit a transaction to the store's thread once this process's write lock is held,
+        and wait for it."""
+        assert self._write_lock is not None
         try:
             async with self._write_lock:
-                done = asyncio.wrap_future(self._sqlite_thread.submit(work, durable=durable))
+                done = asyncio.wrap_future(submit())
                 try:
                     result = await asyncio.shield(done)
                 except asyncio.CancelledError:
@@ -196,10 +214,13 @@ class Database:
                     with contextlib.suppress(BaseException):
                         await done
                     raise
-        except sqlite3.Error as error:
-            wrapped = DBAPIError.instance(None, None, error, sqlite3.Error)
-            unavailable = self._unavailable(wrapped)
-            raise (unavailable or wrapped) from error
+        except Exception as error:
+            if isinstance(error, sqlite3.Error):
+                error = DBAPIError.instance(None, None, error, sqlite3.Error)
+            unavailable = self._unavailable(error)
+            if unavailable is None:
+                raise error
+            raise unavailable from error
         self.availability.succeeded(wrote=True)
         return result
 

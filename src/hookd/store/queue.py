@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, case, text, update
+from sqlalchemy import Connection, bindparam, case, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookd.domain.sharing import Queued, Take, plan_claim, rate_schedules
@@ -228,59 +228,66 @@ async def claim(
     db: Database, limit: int, now: float, lease: float, sharing: Sharing | None = None
 ) -> Claim:
     """Claim up to `limit` due deliveries, shared out among webhooks as `sharing` says."""
-    sharing = sharing or Sharing()
-    async with db.transaction(durable=False) as conn:
-        rows = list(await conn.execute(_QUEUED))
-        if not rows:
-            return Claim([])
-        queued = [_queued(row) for row in rows]
-        if not db.is_sqlite:
-            queued = await _lock_controlled(conn, queued)
-        plan = plan_claim(
-            queued,
-            sharing.held,
-            limit=limit,
-            slots=sharing.slots,
-            per_webhook=sharing.per_webhook,
-            now=now,
-            lease=lease,
-        )
-        if not plan.takes:
-            return Claim([], plan.next_due)
-        params = {"now": now, "lease_until": now + lease}
-        if db.is_sqlite:
-            fifo_from = {row.webhook_id: row.fifo_from or 0 for row in rows}
-            rows = await _claim_sqlite(conn, plan.takes, fifo_from, params)
-        else:
-            rows = list(
-                await conn.execute(
-                    _CLAIM_POSTGRES,
-                    {
-                        **params,
-                        "hook": [take.webhook_id for take in plan.takes],
-                        "n": [take.count for take in plan.takes],
-                        "fifo": [take.fifo for take in plan.takes],
-                    },
-                )
+    chosen = sharing or Sharing()
+    return await db.run(lambda conn: _claim(db, conn, limit, now, lease, chosen), durable=False)
+
+
+def _claim(
+    db: Database, conn: Connection, limit: int, now: float, lease: float, sharing: Sharing
+) -> Claim:
+    """The claim's transaction: synchronous statements, so that SQLite runs it in one round
+    trip of the event loop (`Database.run`)."""
+    rows = list(conn.execute(_QUEUED))
+    if not rows:
+        return Claim([])
+    queued = [_queued(row) for row in rows]
+    if not db.is_sqlite:
+        queued = _lock_controlled(conn, queued)
+    plan = plan_claim(
+        queued,
+        sharing.held,
+        limit=limit,
+        slots=sharing.slots,
+        per_webhook=sharing.per_webhook,
+        now=now,
+        lease=lease,
+    )
+    if not plan.takes:
+        return Claim([], plan.next_due)
+    params = {"now": now, "lease_until": now + lease}
+    if db.is_sqlite:
+        fifo_from = {row.webhook_id: row.fifo_from or 0 for row in rows}
+        rows = _claim_sqlite(conn, plan.takes, fifo_from, params)
+    else:
+        rows = list(
+            conn.execute(
+                _CLAIM_POSTGRES,
+                {
+                    **params,
+                    "hook": [take.webhook_id for take in plan.takes],
+                    "n": [take.count for take in plan.takes],
+                    "fifo": [take.fifo for take in plan.takes],
+                },
             )
-        found = [_claimed(db, row, now + lease, now) for row in rows]
-        per_webhook = Counter(claimed.webhook_id for claimed in found)
-        fifo = {take.webhook_id for take in plan.takes if take.fifo}
-        for claimed in found:
-            claimed.probe = claimed.webhook_id in plan.probe_at
-            claimed.fifo = claimed.webhook_id in fifo
-        await _write_controls(
-            conn,
-            rate_schedules(plan, per_webhook, now),
-            {hook: at for hook, at in plan.probe_at.items() if per_webhook.get(hook)},
-            {claimed.webhook_id: claimed.id for claimed in found if claimed.fifo}
-            if db.is_sqlite
-            else {},
         )
-        more_due = plan.held_back or any(
-            per_webhook[take.webhook_id] >= take.count for take in plan.takes
-        )
-        return Claim(found, plan.next_due, more_due)
+    found = [_claimed(db, row, now + lease, now) for row in rows]
+    per_webhook = Counter(claimed.webhook_id for claimed in found)
+    fifo = {take.webhook_id for take in plan.takes if take.fifo}
+    for claimed in found:
+        claimed.probe = claimed.webhook_id in plan.probe_at
+        claimed.fifo = claimed.webhook_id in fifo
+    _write_controls(
+        conn,
+        rate_schedules(plan, per_webhook, now),
+        {hook: at for hook, at in plan.probe_at.items() if per_webhook.get(hook)},
+        {claimed.webhook_id: claimed.id for claimed in found if claimed.fifo}
+        if db.is_sqlite
+        else {},
+    )
+    more_due = plan.held_back or any(
+        per_webhook[take.webhook_id] >= take.count for take in plan.takes
+    )
+    return Claim(found, plan.next_due, more_due)
 
 
 def _queued(row: Any) -> Queued:
@@ -302,13 +309,13 @@ def _has_controls(hook: Queued) -> bool:
     )
 
 
-async def _lock_controlled(conn: AsyncConnection, queued: list[Queued]) -> list[Queued]:
+def _lock_controlled(conn: Connection, queued: list[Queued]) -> list[Queued]:
     """Lock the webhooks whose controls keep state, re-read under the lock; skip those another
     worker is claiming now."""
     controlled = {hook.webhook_id: hook for hook in queued if _has_controls(hook)}
     if not controlled:
         return queued
-    rows = await conn.execute(_LOCK_CONTROLLED, {"ids": list(controlled)})
+    rows = conn.execute(_LOCK_CONTROLLED, {"ids": list(controlled)})
     fresh = {
         row.webhook_id: replace(
             controlled[row.webhook_id],
@@ -327,8 +334,8 @@ async def _lock_controlled(conn: AsyncConnection, queued: list[Queued]) -> list[
     ]
 
 
-async def _claim_sqlite(
-    conn: AsyncConnection,
+def _claim_sqlite(
+    conn: Connection,
     takes: list[Take],
     fifo_from: Mapping[int, int],
     params: dict[str, float],
@@ -350,14 +357,14 @@ async def _claim_sqlite(
             f"UPDATE deliveries SET state = {_DELIVERING}, due_at = :lease_until, "
             f"updated_at = :now WHERE id IN ({' UNION ALL '.join(terms)}) RETURNING id"
         )
-        ids.extend((await conn.execute(text(statement), values)).scalars().all())
+        ids.extend(conn.execute(text(statement), values).scalars().all())
     if not ids:
         return []
-    return list(await conn.execute(_CLAIMED_SQLITE, {"ids": orjson.dumps(ids).decode()}))
+    return list(conn.execute(_CLAIMED_SQLITE, {"ids": orjson.dumps(ids).decode()}))
 
 
-async def _write_controls(
-    conn: AsyncConnection,
+def _write_controls(
+    conn: Connection,
     rate_next_at: dict[int, float],
     probe_at: dict[int, float],
     fifo_from: dict[int, int],
@@ -369,7 +376,7 @@ async def _write_controls(
         (webhooks.c.fifo_from, fifo_from),
     ):
         for webhook_id, value in values.items():
-            await conn.execute(
+            conn.execute(
                 update(webhooks).where(webhooks.c.id == webhook_id).values({column: value})
             )
 

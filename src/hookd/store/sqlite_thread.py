@@ -12,7 +12,9 @@ import contextlib
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, StaticPool, create_engine
 
 _T = TypeVar("_T")
 
@@ -29,7 +31,9 @@ class SqliteThread:
     def __init__(self, path: str) -> None:
         self._path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hookd-sqlite")
-        self._connection: sqlite3.Connection | None = None  # used on that thread only
+        # Used on that thread only: the connection, and SQLAlchemy's over it.
+        self._connection: sqlite3.Connection | None = None
+        self._sqlalchemy: Connection | None = None
         self._synchronous = "FULL"
 
     def submit(
@@ -37,16 +41,28 @@ class SqliteThread:
     ) -> Future[_T]:
         """Run `work` inside a write transaction (BEGIN IMMEDIATE … COMMIT, rolled back if it
         raises) on this thread; a durable one is on disk when it is done."""
-        return self._executor.submit(self._transaction, work, "FULL" if durable else "NORMAL")
+        return self._executor.submit(
+            self._transaction, work, "FULL" if durable else "NORMAL", sqlalchemy=False
+        )
 
-    def _transaction(self, work: Callable[[sqlite3.Connection], _T], synchronous: str) -> _T:
+    def submit_sqlalchemy(
+        self, work: Callable[[Connection], _T], *, durable: bool = True
+    ) -> Future[_T]:
+        """The same, with `work` given a (synchronous) SQLAlchemy connection: code written for
+        one runs on PostgreSQL too, through `AsyncConnection.run_sync`."""
+        return self._executor.submit(
+            self._transaction, work, "FULL" if durable else "NORMAL", sqlalchemy=True
+        )
+
+    def _transaction(self, work: Callable[[Any], _T], synchronous: str, *, sqlalchemy: bool) -> _T:
         connection = self._connection or self._connect()
         if synchronous != self._synchronous:
             connection.execute(f"PRAGMA synchronous={synchronous}")
             self._synchronous = synchronous
+        over = self._sqlalchemy if sqlalchemy else None
         try:
             connection.execute("BEGIN IMMEDIATE")
-            result = work(connection)
+            result = work(connection if over is None else over)
             connection.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
@@ -56,6 +72,9 @@ class SqliteThread:
             if connection.in_transaction:
                 self._drop()
             raise
+        finally:
+            if over is not None and self._sqlalchemy is over:
+                over.rollback()  # SQLAlchemy's view: the transaction is over (no SQL is sent)
         return result
 
     def _connect(self) -> sqlite3.Connection:
@@ -68,9 +87,17 @@ class SqliteThread:
             raise
         self._connection = connection
         self._synchronous = "FULL"
+        engine = create_engine(
+            "sqlite://", creator=lambda: connection, poolclass=StaticPool, hide_parameters=True
+        )
+        self._sqlalchemy = engine.connect()
         return connection
 
     def _drop(self) -> None:
+        if self._sqlalchemy is not None:
+            with contextlib.suppress(Exception):
+                self._sqlalchemy.invalidate()
+            self._sqlalchemy = None
         if self._connection is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._connection.close()

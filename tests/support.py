@@ -590,7 +590,8 @@ class FailingWrites:
             if self.failing and statement.lstrip().upper().startswith(self.WRITES):
                 raise sqlite3.OperationalError("database or disk is full")
 
-        event.listen(db.engine.sync_engine, "before_cursor_execute", before)
+        for engine in db.sync_engines:
+            event.listen(engine, "before_cursor_execute", before)
 
 
 # --- hookd behind a real server -------------------------------------------------------------------

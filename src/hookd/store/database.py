@@ -123,6 +123,10 @@ class Database:
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         path = make_url(url).database if self.is_sqlite else None
         self._sqlite_thread = SqliteThread(path) if path and path != ":memory:" else None
+        # Every engine this store writes through: the pool's, and SQLite's own thread's.
+        self.sync_engines = [self.engine.sync_engine]
+        if self._sqlite_thread is not None:
+            self.sync_engines.append(self._sqlite_thread.engine)
         self._wake_callbacks: list[Callable[[], None]] = []
 
     @asynccontextmanager
@@ -178,27 +182,17 @@ class Database:
             raise unavailable from error
         self.availability.succeeded(wrote=True)
 
-    async def write_in_one_trip(
-        self, work: Callable[[sqlite3.Connection], _T], *, durable: bool = True
-    ) -> _T:
-        """SQLite: a write transaction done wholly by `work` (BEGIN and COMMIT are done around
-        it), on a thread with a connection of its own: one round trip of the event loop.
-        `durable` as for `transaction`; errors and outages come out as from it too."""
-        if self._write_lock is None or self._sqlite_thread is None:
-            async with self.transaction(durable=durable) as conn:
-                return await self.on_driver_thread(conn, work)
-        thread = self._sqlite_thread
-        return await self._on_sqlite_thread(lambda: thread.submit(work, durable=durable))
-
     async def run(self, work: Callable[[Connection], _T], *, durable: bool = True) -> _T:
         """A write transaction done by the synchronous `work` with a SQLAlchemy connection: on
-        SQLite in one round trip of the event loop (see `write_in_one_trip`), on PostgreSQL
-        through `run_sync` (a round trip per statement, as any transaction there)."""
+        SQLite whole on a thread with a connection of its own, one round trip of the event loop
+        (`sqlite_thread`); on PostgreSQL through `run_sync` (a round trip per statement, as any
+        transaction there). `durable` as for `transaction`; errors and outages come out as from
+        it too."""
         if self._write_lock is None or self._sqlite_thread is None:
             async with self.transaction(durable=durable) as conn:
                 return await conn.run_sync(work)
         thread = self._sqlite_thread
-        return await self._on_sqlite_thread(lambda: thread.submit_sqlalchemy(work, durable=durable))
+        return await self._on_sqlite_thread(lambda: thread.submit(work, durable=durable))
 
     async def _on_sqlite_thread(self, submit: Callable[[], Future[_T]]) -> _T:
         """Submit a transaction to the store's thread once this process's write lock is held,
@@ -223,20 +217,6 @@ class Database:
             raise unavailable from error
         self.availability.succeeded(wrote=True)
         return result
-
-    async def on_driver_thread(
-        self, conn: AsyncConnection, work: Callable[[sqlite3.Connection], _T]
-    ) -> _T:
-        """SQLite: run `work` with the DB-API connection under `conn`, inside its transaction,
-        on the thread the driver runs all of that connection's calls on: many statements for
-        one round trip of the event loop, which a busy loop makes long. Errors come out as
-        SQLAlchemy's, like those of statements run through `conn`."""
-        raw = (await conn.get_raw_connection()).driver_connection
-        try:
-            # aiosqlite's own way to run a call on the connection's thread.
-            return await raw._execute(work, raw._conn)  # type: ignore[union-attr]
-        except sqlite3.Error as error:
-            raise DBAPIError.instance(None, None, error, sqlite3.Error) from error
 
     async def notify_workers(self, conn: AsyncConnection) -> None:
         """Inside a transaction that queued deliveries: tell other processes at commit."""

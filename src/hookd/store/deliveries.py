@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, insert, literal, or_, select, update
+from sqlalchemy import ColumnElement, Connection, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookd.domain.event_types import WILDCARD_SUFFIX, is_wildcard
@@ -285,9 +284,7 @@ async def record_synchronous(db: Database, called: Sequence[CalledEvent], now: f
     if not called:
         return
     if db.is_sqlite:
-        await db.write_in_one_trip(
-            lambda connection: _record_synchronous_sqlite(connection, called, now), durable=False
-        )
+        await db.run(lambda conn: _record_synchronous_sqlite(conn, called, now), durable=False)
     else:
         await _record_synchronous_postgres(db, called, now)
     stats.count_calls(db, (delivery for event in called for delivery in event.sent), now)
@@ -308,21 +305,19 @@ _SQLITE_INSERT_ATTEMPT = (
 )
 
 
-def _record_synchronous_sqlite(
-    connection: sqlite3.Connection, called: Sequence[CalledEvent], now: float
-) -> None:
-    """SQLite, on the store's own thread (`Database.write_in_one_trip`): the same rows."""
-    seq = int(connection.execute(_SQLITE_LAST_SEQ).fetchone()[0])
+def _record_synchronous_sqlite(conn: Connection, called: Sequence[CalledEvent], now: float) -> None:
+    """SQLite, on the store's own thread (`Database.run`): the same rows."""
+    seq = int(conn.exec_driver_sql(_SQLITE_LAST_SEQ).scalar_one())
     tries: list[tuple[Any, ...]] = []
     for event in called:
         seq += 1
-        connection.execute(
+        conn.exec_driver_sql(
             _SQLITE_INSERT_EVENT,
             (seq, event.id, event.type, event.body, len(event.sent), event.created_at),
         )
         for delivery in event.sent:
             last = delivery.attempts[-1]
-            delivery_id = connection.execute(
+            delivery_id = conn.exec_driver_sql(
                 _SQLITE_INSERT_DELIVERY,
                 (seq, delivery.webhook_id, delivery.state, len(delivery.attempts), now,
                  event.created_at, now, last.status_code, last.error),
@@ -332,7 +327,7 @@ def _record_synchronous_sqlite(
                  attempt.status_code, attempt.response_body, attempt.error)
                 for attempt in delivery.attempts
             )  # fmt: skip
-    connection.executemany(_SQLITE_INSERT_ATTEMPT, tries)
+    conn.exec_driver_sql(_SQLITE_INSERT_ATTEMPT, tries)
 
 
 async def _record_synchronous_postgres(

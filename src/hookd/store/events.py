@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import select, text, update
+from sqlalchemy import Connection, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -120,10 +119,10 @@ def _is_key_race(exc: IntegrityError) -> bool:
 async def _publish_once(db: Database, new_events: list[NewEvent], now: float) -> list[Published]:
     if db.is_sqlite:
 
-        def write(connection: sqlite3.Connection) -> list[Published]:
-            return write_sqlite(*_sqlite_calls(connection), new_events, now)
+        def write(conn: Connection) -> list[Published]:
+            return write_sqlite(*_calls(conn), new_events, now)
 
-        results = stored = await db.write_in_one_trip(write)
+        results = stored = await db.run(write)
     else:
         async with db.transaction() as conn:
             known = await _recent_keys(conn, new_events, now)
@@ -167,12 +166,15 @@ def _results(
     return [own.get(id(event)) or by_key[event.idempotency_key or ""] for event in new_events]
 
 
-def _sqlite_calls(connection: sqlite3.Connection) -> tuple[Execute, ExecuteMany]:
+def _calls(conn: Connection) -> tuple[Execute, ExecuteMany]:
+    """`write_sqlite`'s two calls through a (synchronous) SQLAlchemy connection."""
+
     def execute(statement: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
-        return connection.execute(statement, parameters).fetchall()
+        result = conn.exec_driver_sql(statement, tuple(parameters))
+        return [tuple(row) for row in result] if result.returns_rows else []
 
     def execute_many(statement: str, rows: list[tuple[Any, ...]]) -> None:
-        connection.executemany(statement, rows)
+        conn.exec_driver_sql(statement, rows)
 
     return execute, execute_many
 
@@ -258,15 +260,12 @@ async def store_in(
         return []
     if db.is_sqlite:
 
-        def write(connection: sqlite3.Connection) -> list[Published]:
+        def write(sync_conn: Connection) -> list[Published]:
             return write_sqlite(
-                *_sqlite_calls(connection),
-                new_events,
-                now,
-                unless_unsubscribed=unless_unsubscribed,
+                *_calls(sync_conn), new_events, now, unless_unsubscribed=unless_unsubscribed
             )
 
-        return [published.deliveries for published in await db.on_driver_thread(conn, write)]
+        return [published.deliveries for published in await conn.run_sync(write)]
     subscribers = await _subscribers(conn, {event.topic for event in new_events})
     targets = [_targets(event, subscribers[event.topic]) for event in new_events]
     stored = [

@@ -1,5 +1,5 @@
-"""Writes done in one round trip of the event loop (`Database.run`, `write_in_one_trip`): on
-SQLite, on the store's own thread; on PostgreSQL, through run_sync. They commit or roll back
+"""Writes done by a synchronous function (`Database.run`): on SQLite in one round trip of the
+event loop, on the store's own thread; on PostgreSQL through run_sync. They commit or roll back
 whole, keep this process's writers one at a time, and report outages like other writes."""
 
 from __future__ import annotations
@@ -32,6 +32,11 @@ def _add_type(name: str) -> Any:
     return work
 
 
+async def _add_type_the_pooled_way(db: Database, name: str) -> None:
+    async with db.transaction() as conn:
+        await conn.run_sync(_add_type(name))
+
+
 async def test_a_run_commits_its_statements(db: Database) -> None:
     before = await _type_count(db)
     await db.run(_add_type("shop.order_placed"))
@@ -59,18 +64,16 @@ async def test_a_cancelled_callers_transaction_still_commits_and_later_writes_wa
         pytest.skip("PostgreSQL runs no writes on a thread of hookd's")
     started, release = threading.Event(), threading.Event()
 
-    def slow(connection: sqlite3.Connection) -> None:
+    def slow(conn: Connection) -> None:
         started.set()
         release.wait(10)
-        connection.execute(
-            "INSERT INTO event_types (name, description, created_at) VALUES ('shop.slow', '', 0)"
-        )
+        _add_type("shop.slow")(conn)
 
     before = await _type_count(db)
-    first = asyncio.create_task(db.write_in_one_trip(slow))
+    first = asyncio.create_task(db.run(slow))
     await asyncio.to_thread(started.wait, 10)
     first.cancel()
-    second = asyncio.create_task(db.run(_add_type("shop.after")))
+    second = asyncio.create_task(_add_type_the_pooled_way(db, "shop.after"))
     await asyncio.sleep(0.2)
     assert not second.done()  # queued behind the transaction still running
     release.set()
@@ -84,8 +87,8 @@ async def test_a_full_store_is_an_outage_not_an_error(db: Database) -> None:
     if not db.is_sqlite:
         pytest.skip("a full disk is simulated through SQLite's error")
 
-    def full(connection: sqlite3.Connection) -> None:
+    def full(conn: Connection) -> None:
         raise sqlite3.OperationalError("database or disk is full")
 
     with pytest.raises(StoreUnavailable):
-        await db.write_in_one_trip(full)
+        await db.run(full)

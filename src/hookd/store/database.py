@@ -21,15 +21,15 @@ from hookd.store.sqlite_thread import SqliteThread
 
 NOTIFY_CHANNEL = "hookd_deliveries"
 
-# The worker's transactions on PostgreSQL: commit without waiting for the disk (see
-# `Database.transaction`), and plan each statement for its parameters. With the default plan
-# cache, claims under a backlog of a million deliveries took a quarter to a third longer than
-# on a small queue; with a plan per execution they are as fast (bench/backlog.py,
-# docs/performance.md).
-_BOOKKEEPING_POSTGRES = text(
-    "SELECT set_config('synchronous_commit', 'off', true),"
-    " set_config('plan_cache_mode', 'force_custom_plan', true)"
-)
+# The worker's transactions on PostgreSQL run on connections of their own, set up once to commit
+# without waiting for the disk (see `Database.transaction`) and to plan each statement for its
+# parameters: set per transaction, that was a round trip more for every claim and recording
+# (bench/drain.py: 7 % of a worker's throughput). With the default plan cache, claims under a
+# backlog of a million deliveries took a quarter to a third longer than on a small queue; with a
+# plan per execution they are as fast (bench/backlog.py, docs/performance.md).
+_BOOKKEEPING_SETTINGS = {"synchronous_commit": "off", "plan_cache_mode": "force_custom_plan"}
+# Its pool: a worker has one claim and one recording under way at a time, plus the odd release.
+_BOOKKEEPING_POOL = 4
 
 
 def async_url(url: str) -> str:
@@ -107,17 +107,10 @@ class Database:
                 async_url(url), pool_size=pool_size, hide_parameters=True
             )
             _prepare_sqlite(self.engine)
+            self._bookkeeping = self.engine
         else:
-            # No pre-ping: it costs a round trip per checkout; a broken connection fails its
-            # statement instead, and every caller (worker loops, API requests) tries again.
-            self.engine = create_async_engine(
-                async_url(url),
-                pool_size=pool_size,
-                max_overflow=pool_size,
-                pool_recycle=3600,
-                connect_args={"server_settings": {"search_path": schema}},
-                hide_parameters=True,
-            )
+            self.engine = self._postgres_engine(url, pool_size, {})
+            self._bookkeeping = self._postgres_engine(url, _BOOKKEEPING_POOL, _BOOKKEEPING_SETTINGS)
         # SQLite has one writer at a time: queue the process's writers here rather than on
         # SQLite's busy loop.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
@@ -125,9 +118,23 @@ class Database:
         self._sqlite_thread = SqliteThread(path) if path and path != ":memory:" else None
         # Every engine this store writes through: the pool's, and SQLite's own thread's.
         self.sync_engines = [self.engine.sync_engine]
+        if self._bookkeeping is not self.engine:
+            self.sync_engines.append(self._bookkeeping.sync_engine)
         if self._sqlite_thread is not None:
             self.sync_engines.append(self._sqlite_thread.engine)
         self._wake_callbacks: list[Callable[[], None]] = []
+
+    def _postgres_engine(self, url: str, pool_size: int, settings: dict[str, str]) -> AsyncEngine:
+        # No pre-ping: it costs a round trip per checkout; a broken connection fails its
+        # statement instead, and every caller (worker loops, API requests) tries again.
+        return create_async_engine(
+            async_url(url),
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_recycle=3600,
+            connect_args={"server_settings": {"search_path": self.schema, **settings}},
+            hide_parameters=True,
+        )
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -164,9 +171,7 @@ class Database:
         """
         try:
             if self._write_lock is None:
-                async with self.engine.begin() as conn:
-                    if not durable:
-                        await conn.execute(_BOOKKEEPING_POSTGRES)
+                async with (self.engine if durable else self._bookkeeping).begin() as conn:
                     yield conn
             else:
                 async with self._write_lock, self.engine.connect() as conn:
@@ -258,5 +263,7 @@ class Database:
     async def close(self) -> None:
         await self.write_check.close()
         await self.engine.dispose()
+        if self._bookkeeping is not self.engine:
+            await self._bookkeeping.dispose()
         if self._sqlite_thread is not None:
             await asyncio.to_thread(self._sqlite_thread.close)

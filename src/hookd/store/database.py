@@ -21,13 +21,17 @@ from hookd.store.sqlite_thread import SqliteThread
 
 NOTIFY_CHANNEL = "hookd_deliveries"
 
-# The worker's transactions on PostgreSQL run on connections of their own, set up once to commit
-# without waiting for the disk (see `Database.transaction`) and to plan each statement for its
-# parameters: set per transaction, that was a round trip more for every claim and recording
-# (bench/drain.py: 7 % of a worker's throughput). With the default plan cache, claims under a
-# backlog of a million deliveries took a quarter to a third longer than on a small queue; with a
-# plan per execution they are as fast (bench/backlog.py, docs/performance.md).
-_BOOKKEEPING_SETTINGS = {"synchronous_commit": "off", "plan_cache_mode": "force_custom_plan"}
+# Every PostgreSQL statement is planned for its parameters (`plan_cache_mode`). A generic plan,
+# cached once a prepared statement has run five times, is chosen with the statistics of that
+# moment: on a new store's empty tables that is a sequential scan, kept until the next ANALYZE.
+# The idempotency keys' lookup by its unique index then took 2-5 ms after a minute of publishing
+# and grew with the table (bench.isolation, docs/performance.md); claims under a backlog of a
+# million deliveries took a quarter to a third longer than on a small queue (bench/backlog.py).
+_POSTGRES_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
+# The worker's transactions run on connections of their own, set up once to commit without
+# waiting for the disk (see `Database.transaction`): set per transaction, that was a round trip
+# more for every claim and recording (bench.drain: 7 % of a worker's throughput).
+_BOOKKEEPING_SETTINGS = {**_POSTGRES_SETTINGS, "synchronous_commit": "off"}
 # Its pool: a worker has one claim and one recording under way at a time, plus the odd release.
 _BOOKKEEPING_POOL = 4
 
@@ -109,7 +113,7 @@ class Database:
             _prepare_sqlite(self.engine)
             self._bookkeeping = self.engine
         else:
-            self.engine = self._postgres_engine(url, pool_size, {})
+            self.engine = self._postgres_engine(url, pool_size, _POSTGRES_SETTINGS)
             self._bookkeeping = self._postgres_engine(url, _BOOKKEEPING_POOL, _BOOKKEEPING_SETTINGS)
         # SQLite has one writer at a time: queue the process's writers here rather than on
         # SQLite's busy loop.

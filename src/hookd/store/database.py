@@ -111,19 +111,20 @@ class Database:
                 async_url(url), pool_size=pool_size, hide_parameters=True
             )
             _prepare_sqlite(self.engine)
+            # SQLite's bookkeeping differs by a pragma per transaction, on the same pool.
             self._bookkeeping = self.engine
+            self._engines = [self.engine]
         else:
             self.engine = self._postgres_engine(url, pool_size, _POSTGRES_SETTINGS)
             self._bookkeeping = self._postgres_engine(url, _BOOKKEEPING_POOL, _BOOKKEEPING_SETTINGS)
+            self._engines = [self.engine, self._bookkeeping]
         # SQLite has one writer at a time: queue the process's writers here rather than on
         # SQLite's busy loop.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         path = make_url(url).database if self.is_sqlite else None
         self._sqlite_thread = SqliteThread(path) if path and path != ":memory:" else None
-        # Every engine this store writes through: the pool's, and SQLite's own thread's.
-        self.sync_engines = [self.engine.sync_engine]
-        if self._bookkeeping is not self.engine:
-            self.sync_engines.append(self._bookkeeping.sync_engine)
+        # Every engine this store writes through: the pools', and SQLite's own thread's.
+        self.sync_engines = [engine.sync_engine for engine in self._engines]
         if self._sqlite_thread is not None:
             self.sync_engines.append(self._sqlite_thread.engine)
         self._wake_callbacks: list[Callable[[], None]] = []
@@ -266,8 +267,7 @@ class Database:
 
     async def close(self) -> None:
         await self.write_check.close()
-        await self.engine.dispose()
-        if self._bookkeeping is not self.engine:
-            await self._bookkeeping.dispose()
+        for engine in self._engines:
+            await engine.dispose()
         if self._sqlite_thread is not None:
             await asyncio.to_thread(self._sqlite_thread.close)

@@ -129,6 +129,8 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(None, ge=1, le=65535)
     log_format: str = "text"
     log_level: str = "info"
+    # Lines about error answers (4xx, 5xx, the server's refusals) per status and second at most.
+    log_error_lines_per_second: int = Field(10, ge=0, le=1_000_000)
 
     @field_validator("allow_targets", mode="before")
     @classmethod

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import re
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -192,3 +194,33 @@ async def test_log_lines_carry_ids_and_no_secret(
         ):
             assert f"delivery {delivery['id']} of event {event_id} " in line
             assert f"to webhook {hook['uid']}: attempt {attempt} {outcome}" in line
+
+
+async def test_a_flood_of_refusals_writes_a_few_lines_and_their_count(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(log_error_lines_per_second=2, log_level="info")
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level, logging.getLogger("hookd").level
+    logs.configure(settings, stream)
+    logs.configure(settings, stream)  # again: still one budget
+    try:
+        async with served_api(settings) as api:
+            started = time.monotonic()
+            huge = {"X-Filler": "x" * (settings.max_header_bytes + 100)}
+            for _ in range(30):
+                assert (await api.client.get("/healthz", headers=huge)).status_code == 431
+            for _ in range(5):
+                assert (await api.client.get("/healthz")).status_code == 200
+            seconds = time.monotonic() - started
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        logging.getLogger("hookd").setLevel(saved[2])
+        for budget in logging.getLogger("hookd.http").filters[:]:
+            logging.getLogger("hookd.http").removeFilter(budget)
+    text = stream.getvalue()
+    refusals = [line for line in text.splitlines() if "refused by the server" in line]
+    assert 1 <= len(refusals) <= 2 * (math.ceil(seconds) + 1) < 30
+    assert text.count("GET /healthz 200") == 5

@@ -106,6 +106,9 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # hookd's metrics are Prometheus's (/metrics); FastAPI's OpenTelemetry hooks would look
+        # up providers on every request for nothing.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     shapes = ErrorShapes(
         [(d.path_prefix, d.error_shape) for d in DIALECTS if d.error_shape is not None]

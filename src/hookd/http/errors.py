@@ -93,7 +93,7 @@ class ErrorShapes:
         code: int | None,
         headers: dict[str, str] | None = None,
     ) -> Response:
-        path = request.url.path
+        path = request.scope["path"]
         shape = next(
             (shape for prefix, shape in self.by_prefix if path.startswith(prefix)), self.default
         )

@@ -11,9 +11,9 @@ status and the duration; no header.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -33,7 +33,7 @@ def request_id(given: bytes | None) -> str:
     """The client's id when it is safe to repeat and log, else a new one."""
     if given is not None and _SAFE_ID.fullmatch(given):
         return given.decode()
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def route_template(scope: Scope) -> str:

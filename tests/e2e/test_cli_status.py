@@ -60,7 +60,7 @@ async def populate(url: str, now: float) -> None:
             for _ in range(30):
                 tally.attempt(12.0, ok=True)
             tally.attempt(40.0, ok=False)
-            await stats.add(conn, tally, now - 60)
+            await conn.run_sync(lambda sync: stats.add(sync, tally, now - 60))
     finally:
         await db.close()
 

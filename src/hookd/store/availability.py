@@ -121,7 +121,7 @@ class Availability:
         for observer in _observers:
             observer("error", outage)
         if outage != self.outage:
-            log.warning("store unavailable: %s (%s)", outage.reason, _one_line(error))
+            log.warning("store unavailable: %s (%s)", outage.reason, one_line(error))
             self.outage = outage
         return outage
 
@@ -140,31 +140,41 @@ class Availability:
             observer("recovered", outage)
 
 
-# A health check writes to the store at most this often; checks in between reuse its result.
-WRITE_CHECK_EVERY = 1.0
+# A health check looks at the store at most this often; checks in between reuse what it found.
+CHECK_EVERY = 1.0
+# A look still unanswered after this long: the store does not answer.
+CHECK_PATIENCE = 5.0
 
 
-class WriteCheck:
-    """Whether the store takes a write, found with a small committed write (`probe`).
+class StoreCheck:
+    """Whether the store answers a read and takes a write, found by `probe` (the problem, or
+    None) at most every CHECK_EVERY.
 
     The first check waits for its probe; later ones answer with the last result at once and,
-    when it is older than WRITE_CHECK_EVERY, start a new probe in the background, so that a
-    busy store never slows a health check down.
+    when it is older than CHECK_EVERY, start a new probe in the background. So a busy store
+    never slows a health check down, and a flood of health checks (they need no login) costs
+    the store one look a second.
     """
 
-    def __init__(self, probe: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, probe: Callable[[], Awaitable[str | None]]) -> None:
         self._probe = probe
         self._problem: str | None = None
         self._checked_at: float | None = None
         self._running: asyncio.Task[None] | None = None
+        self._started_at = 0.0
 
     async def problem(self) -> str | None:
-        """Why the store cannot take a write (as last found), or None."""
-        stale = self._checked_at is None or time.monotonic() - self._checked_at >= WRITE_CHECK_EVERY
-        if stale and (self._running is None or self._running.done()):
+        """Why the store cannot be used (as last found), or None."""
+        now = time.monotonic()
+        running = self._running is not None and not self._running.done()
+        if not running and (self._checked_at is None or now - self._checked_at >= CHECK_EVERY):
+            self._started_at = now
             self._running = asyncio.create_task(self._check())
+            running = True
         if self._checked_at is None and self._running is not None:
             await asyncio.shield(self._running)
+        elif running and now - self._started_at >= CHECK_PATIENCE:
+            return f"the store has not answered for {now - self._started_at:.0f} s"
         return self._problem
 
     async def close(self) -> None:
@@ -175,17 +185,13 @@ class WriteCheck:
 
     async def _check(self) -> None:
         try:
-            await self._probe()
-        except StoreUnavailable as error:
-            self._problem = error.reason
+            self._problem = await self._probe()
         except Exception as error:  # not an outage we know: say what it was
-            self._problem = f"a write failed: {_one_line(error)}"
-        else:
-            self._problem = None
+            self._problem = f"the check failed: {one_line(error)}"
         self._checked_at = time.monotonic()
 
 
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
     cause = getattr(error, "orig", None) or error
     text = str(cause).strip().splitlines()
     return f"{type(cause).__name__}: {text[0][:200]}" if text else type(cause).__name__

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from hookd.store.availability import Availability, StoreUnavailable, WriteCheck
+from hookd.store.availability import Availability, StoreCheck, StoreUnavailable, one_line
 from hookd.store.secret_box import SecretBox
 from hookd.store.sqlite_thread import SqliteThread
 
@@ -102,7 +102,7 @@ class Database:
         self.secrets = SecretBox(secret_key)
         # Whether the store answers, as this process last found it.
         self.availability = Availability()
-        self.write_check = WriteCheck(self._probe_write)
+        self.check = StoreCheck(self._look)
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         # hide_parameters: an error's message (logged) never holds the values of a statement,
         # such as a webhook's secret.
@@ -242,8 +242,15 @@ class Database:
             callback()
 
     async def problem(self) -> str | None:
-        """Why the store cannot be used now (None when it can): it does not answer a read, a
-        write failed since the last one that went through, or the write check fails."""
+        """Why the store cannot be used now (None when it can): a statement found it away, or
+        it did not answer a read or take a write when last looked at (`StoreCheck`)."""
+        found = await self.check.problem()
+        outage = self.availability.outage
+        return outage.reason if outage is not None else found
+
+    async def _look(self) -> str | None:
+        """A read, then a small committed write that changes nothing, in one round trip of the
+        event loop (`run`): a look must not hold the write lock over many."""
         try:
             async with self.read() as conn:
                 await conn.execute(text("SELECT 1"))
@@ -251,23 +258,26 @@ class Database:
             return error.reason
         except Exception as error:
             return f"the store does not answer ({type(error).__name__})"
-        write_problem = await self.write_check.problem()
-        outage = self.availability.outage
-        return outage.reason if outage is not None else write_problem
-
-    async def _probe_write(self) -> None:
-        """A small committed write that changes nothing."""
-        async with self.transaction(durable=False) as conn:
-            if self.is_sqlite:
-                # The header field no one uses, written back as it is: a page of the WAL.
-                version = (await conn.exec_driver_sql("PRAGMA user_version")).scalar_one()
-                await conn.exec_driver_sql(f"PRAGMA user_version = {int(version)}")
-            else:
-                await conn.execute(text("SELECT txid_current()"))  # writes its commit record
+        try:
+            await self.run(_rewrite_nothing, durable=False)
+        except StoreUnavailable as error:
+            return error.reason
+        except Exception as error:
+            return f"a write failed: {one_line(error)}"
+        return None
 
     async def close(self) -> None:
-        await self.write_check.close()
+        await self.check.close()
         for engine in self._engines:
             await engine.dispose()
         if self._sqlite_thread is not None:
             await asyncio.to_thread(self._sqlite_thread.close)
+
+
+def _rewrite_nothing(conn: Connection) -> None:
+    if conn.dialect.name == "sqlite":
+        # The header field no one uses, written back as it is: a page of the WAL.
+        version = conn.exec_driver_sql("PRAGMA user_version").scalar_one()
+        conn.exec_driver_sql(f"PRAGMA user_version = {int(version)}")
+    else:
+        conn.execute(text("SELECT txid_current()"))  # writes its commit record

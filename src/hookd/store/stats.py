@@ -17,8 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, func, select, text
 
 from hookd.domain.states import CLAIMABLE, DeliveryState
 from hookd.store.database import Database
@@ -139,21 +138,27 @@ async def write(db: Database) -> None:
         return
     by_minute, unwritten.by_minute = unwritten.by_minute, {}
     try:
-        async with db.transaction(durable=False) as conn:
-            for minute, tally in sorted(by_minute.items()):
-                await add(conn, tally, minute * 60.0)
+        # One round trip of the event loop (`Database.run`): on SQLite, a transaction that took
+        # one per statement would hold the store's write lock, and every publish, that long.
+        await db.run(lambda conn: _add_minutes(conn, by_minute), durable=False)
     except Exception:
         log.warning("writing delivery counters failed; trying again shortly", exc_info=True)
         for minute, tally in by_minute.items():
             _tally(db, minute * 60.0).merge(tally)
 
 
-async def add(conn: AsyncConnection, tally: Tally, now: float) -> None:
+def _add_minutes(conn: Connection, by_minute: dict[int, Tally]) -> None:
+    for minute, tally in sorted(by_minute.items()):
+        add(conn, tally, minute * 60.0)
+
+
+def add(conn: Connection, tally: Tally, now: float) -> None:
+    """Add `tally` to the counts of the minute of `now`, inside a write transaction."""
     if not tally.attempts and not tally.exhausted:
         return
     minute = int(now // 60)
     values = dict(zip(LATENCY_COLUMNS, tally.latency, strict=True))
-    await conn.execute(
+    conn.execute(
         _ADD,
         {
             "minute": minute,
@@ -166,7 +171,7 @@ async def add(conn: AsyncConnection, tally: Tally, now: float) -> None:
     )
     if minute - KEEP_MINUTES > _Pruning.done_before:
         _Pruning.done_before = minute - KEEP_MINUTES
-        await conn.execute(_PRUNE, {"before": _Pruning.done_before})
+        conn.execute(_PRUNE, {"before": _Pruning.done_before})
 
 
 # --- reading ----------------------------------------------------------------------------------

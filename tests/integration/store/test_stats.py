@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from hookd.domain.states import DeliveryState
 from hookd.domain.webhook import WebhookFields
@@ -121,8 +121,7 @@ async def test_minutes_in_spans(db: Database) -> None:
     tally = stats.Tally()
     tally.attempt(10.0, ok=True)
     for minute in (MINUTE - 5, MINUTE - 4, MINUTE):
-        async with db.transaction() as conn:
-            await stats.add(conn, tally, minute * 60.0)
+        await db.run(lambda conn, at=minute * 60.0: stats.add(conn, tally, at))
     spans = await stats.minutes(db, MINUTE - 5, MINUTE, 3)
     assert [(s.start, s.width, s.attempts) for s in spans] == [
         (MINUTE - 5, 3, 2),
@@ -137,9 +136,12 @@ async def test_old_minutes_are_deleted_by_the_writers(
     monkeypatch.setattr(stats._Pruning, "done_before", 0)
     tally = stats.Tally()
     tally.attempt(1.0, ok=True)
-    async with db.transaction() as conn:
-        await stats.add(conn, tally, (MINUTE - stats.KEEP_MINUTES - 10) * 60.0)
-        await stats.add(conn, tally, NOW)
+
+    def add_both(conn: Connection) -> None:
+        stats.add(conn, tally, (MINUTE - stats.KEEP_MINUTES - 10) * 60.0)
+        stats.add(conn, tally, NOW)
+
+    await db.run(add_both)
     assert [s.attempts for s in await stats.minutes(db, MINUTE, MINUTE, 1)] == [1]
     old = MINUTE - stats.KEEP_MINUTES - 10
     assert [s.attempts for s in await stats.minutes(db, old, old, 1)] == [0]

@@ -210,13 +210,13 @@ class Database:
         assert self._write_lock is not None
         try:
             async with self._write_lock:
-                done = asyncio.wrap_future(submit())
+                submitted = submit()
                 try:
-                    result = await asyncio.shield(done)
+                    result = await _answer(submitted)
                 except asyncio.CancelledError:
                     # The transaction runs on to its end: hold the write lock until it has.
                     with contextlib.suppress(BaseException):
-                        await done
+                        await asyncio.wrap_future(submitted)
                     raise
         except Exception as error:
             if isinstance(error, sqlite3.Error):
@@ -272,6 +272,32 @@ class Database:
             await engine.dispose()
         if self._sqlite_thread is not None:
             await asyncio.to_thread(self._sqlite_thread.close)
+
+
+def _answer(submitted: Future[_T]) -> asyncio.Future[_T]:
+    """The outcome of a transaction on the store's thread, for the event loop, in one pass of
+    it: through `wrap_future` and `shield`, the awaiting task would resume three passes after the
+    commit, and a pass of a busy loop takes milliseconds. Cancelling it leaves the transaction
+    to run on."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[_T] = loop.create_future()
+
+    def settle(done: Future[_T]) -> None:
+        if answer.done():
+            return
+        if done.cancelled():
+            answer.cancel()
+        elif (error := done.exception()) is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(done.result())
+
+    def hand_over(done: Future[_T]) -> None:  # on the store's thread
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+            loop.call_soon_threadsafe(settle, done)
+
+    submitted.add_done_callback(hand_over)
+    return answer
 
 
 def _rewrite_nothing(conn: Connection) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from hookd.store.availability import Availability, StoreCheck, StoreUnavailable, one_line
 from hookd.store.secret_box import SecretBox
-from hookd.store.sqlite_thread import SqliteThread
+from hookd.store.sqlite_thread import SqliteReaders, SqliteThread
 
 NOTIFY_CHANNEL = "hookd_deliveries"
 
@@ -84,6 +84,9 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
 
 _T = TypeVar("_T")
 
+# SQLite: threads (each with a connection) that reads run on in one pass of the event loop.
+_READER_THREADS = 2
+
 
 class Database:
     """The store's engine plus the two things every caller needs: transactions and wake-ups."""
@@ -122,11 +125,15 @@ class Database:
         # SQLite's busy loop.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         path = make_url(url).database if self.is_sqlite else None
-        self._sqlite_thread = SqliteThread(path) if path and path != ":memory:" else None
+        on_file = bool(path) and path != ":memory:"
+        self._sqlite_thread = SqliteThread(path) if on_file and path else None
+        self._sqlite_readers = SqliteReaders(path, _READER_THREADS) if on_file and path else None
         # Every engine this store writes through: the pools', and SQLite's own thread's.
         self.sync_engines = [engine.sync_engine for engine in self._engines]
         if self._sqlite_thread is not None:
             self.sync_engines.append(self._sqlite_thread.engine)
+        if self._sqlite_readers is not None:
+            self.sync_engines.append(self._sqlite_readers.engine)
         self._wake_callbacks: list[Callable[[], None]] = []
 
     def _postgres_engine(self, url: str, pool_size: int, settings: dict[str, str]) -> AsyncEngine:
@@ -158,6 +165,26 @@ class Database:
                 raise
             raise unavailable from error
         self.availability.succeeded(wrote=False)
+
+    async def run_read(self, work: Callable[[Connection], _T]) -> _T:
+        """A read done by the synchronous `work` with a SQLAlchemy connection: on SQLite whole
+        on a reading thread, one round trip of the event loop (`SqliteReaders`); on PostgreSQL
+        through `run_sync`. Errors and outages come out as from `read`."""
+        readers = self._sqlite_readers
+        if readers is None:
+            async with self.read() as conn:
+                return await conn.run_sync(work)
+        try:
+            result = await _answer(readers.submit(work))
+        except Exception as error:
+            if isinstance(error, sqlite3.Error):
+                error = DBAPIError.instance(None, None, error, sqlite3.Error)
+            unavailable = self._unavailable(error)
+            if unavailable is None:
+                raise error
+            raise unavailable from error
+        self.availability.succeeded(wrote=False)
+        return result
 
     def _unavailable(self, error: Exception) -> StoreUnavailable | None:
         """`error` as StoreUnavailable when it means the store is away, full or read-only."""
@@ -272,6 +299,8 @@ class Database:
             await engine.dispose()
         if self._sqlite_thread is not None:
             await asyncio.to_thread(self._sqlite_thread.close)
+        if self._sqlite_readers is not None:
+            await asyncio.to_thread(self._sqlite_readers.close)
 
 
 def _answer(submitted: Future[_T]) -> asyncio.Future[_T]:

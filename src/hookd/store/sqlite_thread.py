@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-from sqlalchemy import Connection, Engine, StaticPool, create_engine
+from sqlalchemy import Connection, Engine, QueuePool, StaticPool, create_engine
 
 _T = TypeVar("_T")
 
@@ -93,3 +93,51 @@ class SqliteThread:
     def close(self) -> None:
         self._executor.submit(self._drop).result()
         self._executor.shutdown()
+
+
+# The file's own settings (WAL) let readers read beside the writer.
+_READER_PRAGMAS = ("PRAGMA busy_timeout=10000",)
+
+
+class SqliteReaders:
+    """Connections to the SQLite file on threads of their own, for reads: a whole read, any
+    number of statements, in one round trip of the event loop (through the async driver, a read
+    costs a pass per statement, and one to give the connection back)."""
+
+    def __init__(self, path: str, threads: int) -> None:
+        self._path = path
+        self._executor = ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="hookd-sqlite-read"
+        )
+        self.engine: Engine = create_engine(
+            "sqlite://",
+            creator=self._open,
+            poolclass=QueuePool,
+            pool_size=threads,
+            max_overflow=0,
+            hide_parameters=True,
+        )
+
+    def submit(self, work: Callable[[Connection], _T]) -> Future[_T]:
+        """Run `work`, which only reads, with a (synchronous) SQLAlchemy connection on one of
+        these threads. Code written for it runs on PostgreSQL too, through `run_sync`."""
+        return self._executor.submit(self._read, work)
+
+    def _read(self, work: Callable[[Connection], _T]) -> _T:
+        with self.engine.connect() as connection:
+            return work(connection)
+
+    def _open(self) -> sqlite3.Connection:
+        # A pooled connection goes to whichever of the threads checks it out, one at a time.
+        raw = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            for pragma in _READER_PRAGMAS:
+                raw.execute(pragma)
+        except sqlite3.Error:
+            raw.close()
+            raise
+        return raw
+
+    def close(self) -> None:
+        self._executor.shutdown()
+        self.engine.dispose()

@@ -257,12 +257,10 @@ async def find_event(
     `event` when the event is. With `targets`, a blocking event's enabled webhooks come along in
     the same query (this is the validation hot path: one round trip)."""
     params = {"repository_id": repository_id, "event_id": event_id}
-    async with db.read() as conn:
-        if targets:
-            params["topic"] = topic(repository_id, event_id)
-            rows = (await conn.execute(_FIND_EVENT_WITH_TARGETS, params)).all()
-        else:
-            rows = (await conn.execute(_FIND_EVENT, params)).all()
+    if targets:
+        params["topic"] = topic(repository_id, event_id)
+    query = _FIND_EVENT_WITH_TARGETS if targets else _FIND_EVENT
+    rows = await db.run_read(lambda conn: conn.execute(query, params).all())
     if not rows:
         return None
     first = rows[0]

@@ -166,18 +166,17 @@ async def store_token(db: Database, user_id: int, digest: str, expires_at: float
 
 async def find_token(db: Database, digest: str, now: float) -> tuple[User, float] | None:
     """The user a live token belongs to, and when the token expires."""
-    async with db.read() as conn:
-        row = (
-            await conn.execute(
-                select(users.c.id, users.c.username, users.c.role, tokens.c.expires_at)
-                .join(tokens, tokens.c.user_id == users.c.id)
-                .where(
-                    tokens.c.token_hash == digest,
-                    tokens.c.expires_at > now,
-                    users.c.disabled_at.is_(None),
-                )
-            )
-        ).first()
+    query = (
+        select(users.c.id, users.c.username, users.c.role, tokens.c.expires_at)
+        .join(tokens, tokens.c.user_id == users.c.id)
+        .where(
+            tokens.c.token_hash == digest,
+            tokens.c.expires_at > now,
+            users.c.disabled_at.is_(None),
+        )
+    )
+    # On every request whose token is not cached: one pass of the event loop (`run_read`).
+    row = await db.run_read(lambda conn: conn.execute(query).first())
     return None if row is None else (User(row.id, row.username, row.role), row.expires_at)
 
 

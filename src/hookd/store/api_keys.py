@@ -68,8 +68,8 @@ async def list_api_keys(db: Database) -> list[ApiKey]:
 
 
 async def find_api_key(db: Database, digest: str) -> ApiKey | None:
-    async with db.read() as conn:
-        row = (await conn.execute(select(*_COLUMNS).where(api_keys.c.key_hash == digest))).first()
+    query = select(*_COLUMNS).where(api_keys.c.key_hash == digest)
+    row = await db.run_read(lambda conn: conn.execute(query).first())
     return None if row is None else _key(row)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from hookd.store.availability import Availability, StoreCheck, StoreUnavailable, one_line
 from hookd.store.secret_box import SecretBox
 from hookd.store.sqlite_thread import SqliteReaders, SqliteThread
+from hookd.store.write_gate import WriteGate
 
 NOTIFY_CHANNEL = "hookd_deliveries"
 
@@ -123,7 +124,7 @@ class Database:
             self._engines = [self.engine, self._bookkeeping]
         # SQLite has one writer at a time: queue the process's writers here rather than on
         # SQLite's busy loop.
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._write_gate = WriteGate() if self.is_sqlite else None
         path = make_url(url).database if self.is_sqlite else None
         on_file = bool(path) and path != ":memory:"
         self._sqlite_thread = SqliteThread(path) if on_file and path else None
@@ -202,11 +203,11 @@ class Database:
         delivery is simply sent again, so it skips the wait for the disk.
         """
         try:
-            if self._write_lock is None:
+            if self._write_gate is None:
                 async with (self.engine if durable else self._bookkeeping).begin() as conn:
                     yield conn
             else:
-                async with self._write_lock, self.engine.connect() as conn:
+                async with self._write_gate.alone(), self.engine.connect() as conn:
                     conn = await conn.execution_options(
                         sqlite_begin="IMMEDIATE", sqlite_sync="FULL" if durable else "NORMAL"
                     )
@@ -225,23 +226,23 @@ class Database:
         (`sqlite_thread`); on PostgreSQL through `run_sync` (a round trip per statement, as any
         transaction there). `durable` as for `transaction`; errors and outages come out as from
         it too."""
-        if self._write_lock is None or self._sqlite_thread is None:
+        if self._write_gate is None or self._sqlite_thread is None:
             async with self.transaction(durable=durable) as conn:
                 return await conn.run_sync(work)
         thread = self._sqlite_thread
         return await self._on_sqlite_thread(lambda: thread.submit(work, durable=durable))
 
     async def _on_sqlite_thread(self, submit: Callable[[], Future[_T]]) -> _T:
-        """Submit a transaction to the store's thread once this process's write lock is held,
-        and wait for it."""
-        assert self._write_lock is not None
+        """Submit a transaction to the store's thread once this process's write gate lets it
+        through (`WriteGate`), and wait for it."""
+        assert self._write_gate is not None
         try:
-            async with self._write_lock:
+            async with self._write_gate.threaded():
                 submitted = submit()
                 try:
                     result = await _answer(submitted)
                 except asyncio.CancelledError:
-                    # The transaction runs on to its end: hold the write lock until it has.
+                    # The transaction runs on to its end: keep its place until it has.
                     with contextlib.suppress(BaseException):
                         await asyncio.wrap_future(submitted)
                     raise
@@ -277,7 +278,7 @@ class Database:
 
     async def _look(self) -> str | None:
         """A read, then a small committed write that changes nothing, in one round trip of the
-        event loop (`run`): a look must not hold the write lock over many."""
+        event loop (`run`): a look must not hold the other writers back over many."""
         try:
             async with self.read() as conn:
                 await conn.execute(text("SELECT 1"))

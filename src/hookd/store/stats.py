@@ -139,7 +139,7 @@ async def write(db: Database) -> None:
     by_minute, unwritten.by_minute = unwritten.by_minute, {}
     try:
         # One round trip of the event loop (`Database.run`): on SQLite, a transaction that took
-        # one per statement would hold the store's write lock, and every publish, that long.
+        # one per statement would hold back every publish that long.
         await db.run(lambda conn: _add_minutes(conn, by_minute), durable=False)
     except Exception:
         log.warning("writing delivery counters failed; trying again shortly", exc_info=True)

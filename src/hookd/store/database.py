@@ -178,14 +178,19 @@ class Database:
         try:
             result = await _answer(readers.submit(work))
         except Exception as error:
-            if isinstance(error, sqlite3.Error):
-                error = DBAPIError.instance(None, None, error, sqlite3.Error)
-            unavailable = self._unavailable(error)
-            if unavailable is None:
-                raise error
-            raise unavailable from error
+            failure = self._failure_on_thread(error)
+            if failure is error:
+                raise
+            raise failure from error
         self.availability.succeeded(wrote=False)
         return result
+
+    def _failure_on_thread(self, error: Exception) -> Exception:
+        """What to raise for `error` from one of SQLite's threads: StoreUnavailable when it
+        means the store is away, full or read-only; else the error, as SQLAlchemy's."""
+        if isinstance(error, sqlite3.Error):
+            error = DBAPIError.instance(None, None, error, sqlite3.Error)
+        return self._unavailable(error) or error
 
     def _unavailable(self, error: Exception) -> StoreUnavailable | None:
         """`error` as StoreUnavailable when it means the store is away, full or read-only."""
@@ -247,12 +252,10 @@ class Database:
                         await asyncio.wrap_future(submitted)
                     raise
         except Exception as error:
-            if isinstance(error, sqlite3.Error):
-                error = DBAPIError.instance(None, None, error, sqlite3.Error)
-            unavailable = self._unavailable(error)
-            if unavailable is None:
-                raise error
-            raise unavailable from error
+            failure = self._failure_on_thread(error)
+            if failure is error:
+                raise
+            raise failure from error
         self.availability.succeeded(wrote=True)
         return result
 

@@ -73,14 +73,7 @@ class SqliteThread:
         return result
 
     def _open(self) -> sqlite3.Connection:
-        raw = sqlite3.connect(self._path, isolation_level=None)
-        try:
-            for pragma in _PRAGMAS:
-                raw.execute(pragma)
-        except sqlite3.Error:
-            raw.close()
-            raise
-        return raw
+        return _connect(self._path, _PRAGMAS)
 
     def _drop(self) -> None:
         if self._connection is not None:
@@ -129,15 +122,19 @@ class SqliteReaders:
 
     def _open(self) -> sqlite3.Connection:
         # A pooled connection goes to whichever of the threads checks it out, one at a time.
-        raw = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        try:
-            for pragma in _READER_PRAGMAS:
-                raw.execute(pragma)
-        except sqlite3.Error:
-            raw.close()
-            raise
-        return raw
+        return _connect(self._path, _READER_PRAGMAS, one_thread=False)
 
     def close(self) -> None:
         self._executor.shutdown()
         self.engine.dispose()
+
+
+def _connect(path: str, pragmas: tuple[str, ...], *, one_thread: bool = True) -> sqlite3.Connection:
+    raw = sqlite3.connect(path, isolation_level=None, check_same_thread=one_thread)
+    try:
+        for pragma in pragmas:
+            raw.execute(pragma)
+    except sqlite3.Error:
+        raw.close()
+        raise
+    return raw

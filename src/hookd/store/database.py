@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -126,9 +126,10 @@ class Database:
         # SQLite's busy loop.
         self._write_gate = WriteGate() if self.is_sqlite else None
         path = make_url(url).database if self.is_sqlite else None
-        on_file = bool(path) and path != ":memory:"
-        self._sqlite_thread = SqliteThread(path) if on_file and path else None
-        self._sqlite_readers = SqliteReaders(path, _READER_THREADS) if on_file and path else None
+        if path == ":memory:":
+            path = None
+        self._sqlite_thread = SqliteThread(path) if path else None
+        self._sqlite_readers = SqliteReaders(path, _READER_THREADS) if path else None
         # Every engine this store writes through: the pools', and SQLite's own thread's.
         self.sync_engines = [engine.sync_engine for engine in self._engines]
         if self._sqlite_thread is not None:
@@ -175,22 +176,27 @@ class Database:
         if readers is None:
             async with self.read() as conn:
                 return await conn.run_sync(work)
-        try:
+        with self._outages_on_thread():
             result = await _answer(readers.submit(work))
-        except Exception as error:
-            failure = self._failure_on_thread(error)
-            if failure is error:
-                raise
-            raise failure from error
         self.availability.succeeded(wrote=False)
         return result
 
-    def _failure_on_thread(self, error: Exception) -> Exception:
-        """What to raise for `error` from one of SQLite's threads: StoreUnavailable when it
+    @contextlib.contextmanager
+    def _outages_on_thread(self) -> Iterator[None]:
+        """Errors from one of SQLite's threads as from the pools: StoreUnavailable when one
         means the store is away, full or read-only; else the error, as SQLAlchemy's."""
-        if isinstance(error, sqlite3.Error):
-            error = DBAPIError.instance(None, None, error, sqlite3.Error)
-        return self._unavailable(error) or error
+        try:
+            yield
+        except Exception as error:
+            failure: Exception = error
+            if isinstance(error, sqlite3.Error):
+                failure = DBAPIError.instance(None, None, error, sqlite3.Error)
+            unavailable = self._unavailable(failure)
+            if unavailable is not None:
+                raise unavailable from error
+            if failure is error:
+                raise
+            raise failure from error
 
     def _unavailable(self, error: Exception) -> StoreUnavailable | None:
         """`error` as StoreUnavailable when it means the store is away, full or read-only."""
@@ -241,7 +247,7 @@ class Database:
         """Submit a transaction to the store's thread once this process's write gate lets it
         through (`WriteGate`), and wait for it."""
         assert self._write_gate is not None
-        try:
+        with self._outages_on_thread():
             async with self._write_gate.threaded():
                 submitted = submit()
                 try:
@@ -251,11 +257,6 @@ class Database:
                     with contextlib.suppress(BaseException):
                         await asyncio.wrap_future(submitted)
                     raise
-        except Exception as error:
-            failure = self._failure_on_thread(error)
-            if failure is error:
-                raise
-            raise failure from error
         self.availability.succeeded(wrote=True)
         return result
 

@@ -417,7 +417,10 @@ def test_a_form_without_its_token_is_refused(
 def test_keyboard_only(visit: Visit, hookd: Hookd) -> None:
     page = visit.page
     page.goto(f"{hookd.base}/login")
-    page.keyboard.type(ADMIN)  # the username field has the focus
+    # The username field takes the focus by itself; Chromium applies autofocus at its next
+    # rendering update, which can come after the load event, so wait for it before typing.
+    expect()(page.get_by_label("Username")).to_be_focused()
+    page.keyboard.type(ADMIN)
     page.keyboard.press("Tab")
     page.keyboard.type(ADMIN_PASSWORD)
     page.keyboard.press("Enter")

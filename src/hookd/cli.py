@@ -189,6 +189,8 @@ def serve(
         # httptools within hookd's limits on heads, bodies, deadlines and connections.
         http=protocol(ServerLimits.of(settings)),
         ws="none",
+        # A client's address is the connection's: X-Forwarded-For is anyone's to write.
+        proxy_headers=False,
         access_log=False,
         log_config=None,  # hookd's own logging (HOOKD_LOG_FORMAT)
         log_level="info",

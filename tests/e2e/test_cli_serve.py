@@ -263,3 +263,32 @@ def test_serve_keeps_its_request_limits(serve: Serve, tmp_path: Path) -> None:
     answer, _ = raw_exchange(port, big)
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
     assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+
+
+def test_a_forwarded_for_header_does_not_change_the_client_s_address(
+    serve: Serve, tmp_path: Path
+) -> None:
+    """Logins are throttled per connection address; a client naming other addresses in
+    X-Forwarded-For (here from 127.0.0.1, the address a local proxy would have) still counts as
+    itself."""
+    port = free_port()
+    process = serve.start(
+        port,
+        1,
+        "--no-worker",
+        HOOKD_DATABASE_URL=f"sqlite:///{tmp_path}/forwarded.db",
+        HOOKD_ADMIN_PASSWORD="given-password-1",
+        HOOKD_LOGIN_FAILURES_PER_ADDRESS="3",
+    )
+    assert wait_healthy(f"http://127.0.0.1:{port}", process).status_code == 200
+    answers = [
+        httpx.post(
+            f"http://127.0.0.1:{port}/api/v1/login",
+            json={"username": f"guess-{n}", "password": "wrong-password"},
+            headers={"X-Forwarded-For": f"203.0.113.{n}"},
+            timeout=10,
+        ).status_code
+        for n in range(5)
+    ]
+    assert answers[:3] == [401, 401, 401], answers
+    assert answers[3:] == [429, 429], answers

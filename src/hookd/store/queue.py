@@ -73,6 +73,12 @@ _FIFO_FREE = f"""NOT EXISTS (
     SELECT 1 FROM deliveries AS x
     WHERE x.webhook_id = {{hook}} AND x.state IN {CLAIMABLE_STATES} AND x.due_at > :now)"""
 
+# What a claimed delivery's send needs, after the delivery's id, attempts and webhook: in the
+# order `_claimed` unpacks it (by position: a row's attributes cost ~0.7 µs each to look up).
+_CLAIMED_COLUMNS = """e.id AS event_id, e.body, e.created_at, w.dialect, w.url, w.secret,
+       w.previous_secret, w.previous_secret_until, w.timeout_ms, w.headers, w.max_retries,
+       w.bearer_token, w.status"""
+
 _CLAIM_POSTGRES = text(f"""
 WITH plan AS (
     SELECT * FROM unnest(CAST(:hook AS bigint[]), CAST(:n AS int[]), CAST(:fifo AS bool[]))
@@ -101,9 +107,7 @@ WITH plan AS (
     WHERE d.id = ANY(ARRAY(SELECT id FROM due))
     RETURNING d.id, d.event_seq, d.webhook_id, d.attempts
 )
-SELECT c.id, c.attempts, c.webhook_id, e.id AS event_id, e.body, e.created_at, w.dialect,
-       w.url, w.secret, w.previous_secret, w.previous_secret_until, w.timeout_ms, w.headers,
-       w.max_retries, w.bearer_token, w.status
+SELECT c.id, c.attempts, c.webhook_id, {_CLAIMED_COLUMNS}
 FROM claimed AS c
 JOIN events AS e ON e.seq = c.event_seq
 LEFT JOIN webhooks AS w ON w.id = c.webhook_id
@@ -121,10 +125,8 @@ _SQLITE_HEAD = (
 # SQLite allows 500 terms in a compound SELECT.
 _SQLITE_TAKES_PER_STATEMENT = 400
 
-_CLAIMED_SQLITE = text("""
-SELECT d.id, d.attempts, d.webhook_id, e.id AS event_id, e.body, e.created_at, w.dialect,
-       w.url, w.secret, w.previous_secret, w.previous_secret_until, w.timeout_ms, w.headers,
-       w.max_retries, w.bearer_token, w.status
+_CLAIMED_SQLITE = text(f"""
+SELECT d.id, d.attempts, d.webhook_id, {_CLAIMED_COLUMNS}
 FROM deliveries AS d
 JOIN events AS e ON e.seq = d.event_seq
 LEFT JOIN webhooks AS w ON w.id = d.webhook_id
@@ -382,26 +384,32 @@ def _write_controls(
 
 
 def _claimed(db: Database, row: Any, lease_until: float, now: float) -> Claimed:
+    (
+        delivery_id, attempts, webhook_id,
+        event_id, body, created_at, dialect, url, secret,
+        previous_secret, previous_secret_until, timeout_ms, headers, max_retries,
+        bearer_token, status,
+    ) = row  # fmt: skip
     previous = None
-    if row.previous_secret is not None and (row.previous_secret_until or 0) > now:
-        previous = db.secrets.open(row.previous_secret)
+    if previous_secret is not None and (previous_secret_until or 0) > now:
+        previous = db.secrets.open(previous_secret)
     return Claimed(
-        id=row.id,
-        attempt=row.attempts + 1,
-        webhook_id=row.webhook_id,
-        event_id=row.event_id,
-        body=bytes(row.body),
-        url=row.url or "",
-        secret=db.secrets.open(row.secret),
-        timeout_ms=row.timeout_ms or 0,
-        headers=row.headers or "{}",
-        max_retries=row.max_retries or 0,
-        bearer_token=db.secrets.open(row.bearer_token),
-        webhook_active=row.status == _ACTIVE,
+        id=delivery_id,
+        attempt=attempts + 1,
+        webhook_id=webhook_id,
+        event_id=event_id,
+        body=bytes(body),
+        url=url or "",
+        secret=db.secrets.open(secret),
+        timeout_ms=timeout_ms or 0,
+        headers=headers or "{}",
+        max_retries=max_retries or 0,
+        bearer_token=db.secrets.open(bearer_token),
+        webhook_active=status == _ACTIVE,
         lease=lease_until,
         previous_secret=previous,
-        published_at=row.created_at,
-        dialect=row.dialect or "",
+        published_at=created_at,
+        dialect=dialect or "",
     )
 
 

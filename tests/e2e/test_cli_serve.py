@@ -214,17 +214,24 @@ def raw_exchange(port: int, request: bytes, *, timeout: float = 10.0) -> tuple[b
     return received, time.monotonic() - started
 
 
-def test_serve_keeps_its_request_limits(serve: Serve, tmp_path: Path) -> None:
+def start_api(serve: Serve, store: Path, **settings: str) -> int:
+    """`hookd serve --no-worker` on a SQLite file of its own, the admin's password
+    "given-password-1"; the port it answers on."""
     port = free_port()
     process = serve.start(
         port,
         1,
         "--no-worker",
-        HOOKD_DATABASE_URL=f"sqlite:///{tmp_path}/limits.db",
+        HOOKD_DATABASE_URL=f"sqlite:///{store}",
         HOOKD_ADMIN_PASSWORD="given-password-1",
-        HOOKD_HEADER_TIMEOUT="1s",
+        **settings,
     )
     assert wait_healthy(f"http://127.0.0.1:{port}", process).status_code == 200
+    return port
+
+
+def test_serve_keeps_its_request_limits(serve: Serve, tmp_path: Path) -> None:
+    port = start_api(serve, tmp_path / "limits.db", HOOKD_HEADER_TIMEOUT="1s")
 
     # An 8 MB Accept header on a repository path, without logging in.
     huge = b"GET /r/x HTTP/1.1\r\nHost: h\r\nAccept: " + b"a/b;q=0.5, " * 800_000 + b"\r\n\r\n"
@@ -271,16 +278,7 @@ def test_a_forwarded_for_header_does_not_change_the_client_s_address(
     """Logins are throttled per connection address; a client naming other addresses in
     X-Forwarded-For (here from 127.0.0.1, the address a local proxy would have) still counts as
     itself."""
-    port = free_port()
-    process = serve.start(
-        port,
-        1,
-        "--no-worker",
-        HOOKD_DATABASE_URL=f"sqlite:///{tmp_path}/forwarded.db",
-        HOOKD_ADMIN_PASSWORD="given-password-1",
-        HOOKD_LOGIN_FAILURES_PER_ADDRESS="3",
-    )
-    assert wait_healthy(f"http://127.0.0.1:{port}", process).status_code == 200
+    port = start_api(serve, tmp_path / "forwarded.db", HOOKD_LOGIN_FAILURES_PER_ADDRESS="3")
     answers = [
         httpx.post(
             f"http://127.0.0.1:{port}/api/v1/login",

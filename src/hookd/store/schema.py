@@ -112,8 +112,8 @@ webhooks = Table(
     Column("probe_at", Float),
     # The rate limit's schedule: when the next delivery may start (all workers together).
     Column("rate_next_at", Float),
-    # On SQLite, no claimable delivery of this webhook has a lower id: a fifo claim looks for
-    # its next delivery from here (see ix_deliveries_head for PostgreSQL).
+    # Where a fifo claim starts looking for the webhook's next delivery, in id order: the last
+    # head taken, or a delivery queued again by hand (store/queue.py says why this is safe).
     Column("fifo_from", Id, nullable=False, server_default="0"),
     # A deleted webhook's uid is never handed out again (PostgreSQL's sequence does the same).
     sqlite_autoincrement=True,
@@ -193,17 +193,8 @@ deliveries = Table(
         postgresql_where=_claimable,
         sqlite_where=_claimable,
     ),
+    # A webhook's deliveries in publish order: its log, and a fifo claim's walk to its next.
     Index(None, "webhook_id", "id"),
-    # A fifo webhook's next delivery, on PostgreSQL: its claimable deliveries in publish order.
-    # PostgreSQL takes ids before commit, so a lower id can become visible after a higher one was
-    # claimed. SQLite commits in id order and finds the next from `webhooks.fifo_from` instead:
-    # this index cost its publishes a fifth (docs/performance.md).
-    Index(
-        "ix_deliveries_head",
-        "webhook_id",
-        "id",
-        postgresql_where=_claimable,
-    ).ddl_if(dialect="postgresql"),
     # Ids are never handed out again (SQLite would reuse the highest after a delete).
     sqlite_autoincrement=True,
 )

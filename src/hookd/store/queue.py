@@ -87,20 +87,17 @@ _CLAIMED_COLUMNS = """e.id AS event_id, e.body, e.created_at, w.dialect, w.url, 
        w.previous_secret, w.previous_secret_until, w.timeout_ms, w.headers, w.max_retries,
        w.bearer_token, w.status"""
 
-_CLAIM_POSTGRES = text(f"""
-WITH plan AS (
-    SELECT * FROM unnest(CAST(:hook AS bigint[]), CAST(:n AS int[]), CAST(:fifo AS bool[]),
-                         CAST(:fifo_from AS bigint[]))
-        AS p(webhook_id, n, fifo, fifo_from)
-), due AS (
+# A claim's takes on PostgreSQL: a share of each webhook's due deliveries, oldest first...
+_PG_TAKES = f"""
     SELECT picked.id FROM plan AS p CROSS JOIN LATERAL (
         SELECT d.id FROM deliveries AS d
         WHERE NOT p.fifo AND d.webhook_id = p.webhook_id
           AND d.state IN {CLAIMABLE_STATES} AND d.due_at <= :now
         ORDER BY d.due_at LIMIT p.n
         FOR UPDATE SKIP LOCKED
-    ) AS picked
-    UNION ALL
+    ) AS picked"""
+# ... and each fifo webhook's head.
+_PG_HEADS = f"""
     SELECT head.id FROM plan AS p CROSS JOIN LATERAL (
         -- The webhook as a range, not `=`: with `=` the planner may walk the primary key from
         -- the bound instead, through every other webhook's deliveries since.
@@ -113,7 +110,13 @@ WITH plan AS (
           AND d.state IN {CLAIMABLE_STATES} AND {_FIFO_FREE.format(hook="p.webhook_id")}
         ORDER BY d.webhook_id, d.id LIMIT 1
         FOR UPDATE SKIP LOCKED
-    ) AS head
+    ) AS head"""
+_PG_CLAIM = f"""
+WITH plan AS (
+    SELECT * FROM unnest(CAST(:hook AS bigint[]), CAST(:n AS int[]), CAST(:fifo AS bool[]),
+                         CAST(:fifo_from AS bigint[]))
+        AS p(webhook_id, n, fifo, fifo_from)
+), due AS ({{due}}
 ), claimed AS (
     -- By id through an array: a join with `due` would be planned for the 10 % of the table
     -- that a LIMIT from a column is guessed to return (a million-row backlog: a seq scan).
@@ -126,7 +129,11 @@ SELECT c.id, c.attempts, c.webhook_id, {_CLAIMED_COLUMNS}
 FROM claimed AS c
 JOIN events AS e ON e.seq = c.event_seq
 LEFT JOIN webhooks AS w ON w.id = c.webhook_id
-""")
+"""
+# Every claim is planned for its parameters (store/database.py): a claim with no fifo take
+# leaves the heads out, which halves its planning (0.5 against 1.2 ms with ten webhooks).
+_CLAIM_POSTGRES = text(_PG_CLAIM.format(due=_PG_TAKES))
+_CLAIM_POSTGRES_WITH_HEADS = text(_PG_CLAIM.format(due=f"{_PG_TAKES}\n    UNION ALL{_PG_HEADS}"))
 
 _SQLITE_TAKE = (
     "SELECT id FROM (SELECT id FROM deliveries WHERE webhook_id = :w{i} "
@@ -276,9 +283,10 @@ def _claim(
     if db.is_sqlite:
         rows = _claim_sqlite(conn, plan.takes, fifo_from, params)
     else:
+        with_heads = any(take.fifo for take in plan.takes)
         rows = list(
             conn.execute(
-                _CLAIM_POSTGRES,
+                _CLAIM_POSTGRES_WITH_HEADS if with_heads else _CLAIM_POSTGRES,
                 {
                     **params,
                     "hook": [take.webhook_id for take in plan.takes],

@@ -64,6 +64,19 @@ def finished_attempt(claimed: Claimed, state: str) -> Outcome:
     )  # fmt: skip
 
 
+async def drain_one_by_one(db: Database, now: float) -> list[str]:
+    """Claim and finish a fifo webhook's deliveries one at a time; their events in order."""
+    order: list[str] = []
+    for _ in range(10):
+        claimed = await claim_due(db, 100, now, lease=30)
+        if not claimed:
+            break
+        [one] = claimed
+        order.append(one.event_id)
+        await record_outcomes(db, [finished_attempt(one, "succeeded")], now, 3600)
+    return order
+
+
 async def test_fifo_sends_a_delivery_queued_again_before_the_later_ones(db: Database) -> None:
     # The head is looked for from the lowest id still claimable (on SQLite, a bound kept on the
     # webhook): a delivery made claimable again by hand lowers it.
@@ -78,27 +91,7 @@ async def test_fifo_sends_a_delivery_queued_again_before_the_later_ones(db: Data
     await deliveries.requeue(db, first.id, NOW)  # while e002 is in flight
     assert await deliveries.recover(db, hook, since=0, now=NOW) == 1  # e001
     later = NOW + 60  # e002's lease has run out unrecorded: it is due again too
-    order = []
-    for _ in range(4):
-        claimed = await claim_due(db, 100, later, lease=30)
-        if not claimed:
-            break
-        [one] = claimed
-        order.append(one.event_id)
-        await record_outcomes(db, [finished_attempt(one, "succeeded")], later, 3600)
-    assert order == ["e000", "e001", "e002", "e003"]
-
-
-async def drain_one_by_one(db: Database, now: float) -> list[str]:
-    order: list[str] = []
-    for _ in range(10):
-        claimed = await claim_due(db, 100, now, lease=30)
-        if not claimed:
-            break
-        [one] = claimed
-        order.append(one.event_id)
-        await record_outcomes(db, [finished_attempt(one, "succeeded")], now, 3600)
-    return order
+    assert await drain_one_by_one(db, later) == ["e000", "e001", "e002", "e003"]
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,8 @@ class Queued:
 
     webhook_id: int
     first_due: float  # the earliest due time of its claimable deliveries
-    last_due: float  # the latest (a lease end or a retry time when one is pending)
+    # The latest (a lease end or a retry time when one is pending); looked up for fifo only.
+    last_due: float | None = None
     controlled: bool = False  # active, so its controls apply (else it is drained as it is)
     ordering: Ordering = Ordering.NONE
     rate_limit: int | None = None
@@ -144,7 +145,7 @@ def _most_now(hook: Queued, held: int, now: float, plan: ClaimPlan) -> int:
             return 0
         most = 1
     if hook.ordering == Ordering.FIFO:
-        if hook.last_due > now or held:
+        if hook.last_due is None or hook.last_due > now or held:
             return 0  # its head is in flight or waiting for a retry
         most = 1
     if hook.rate_limit is not None:

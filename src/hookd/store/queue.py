@@ -5,9 +5,9 @@ dies, the lease runs out and the row is simply due again. That lease is also the
 token: an outcome is written only while the row still carries it, so a worker that wakes after
 its lease ran out (and another worker took the delivery) writes nothing.
 
-A claim is made in two steps: first the webhooks with claimable deliveries are listed (one index
-probe each), and `domain.sharing` decides how many to take from each; then those are claimed in
-one statement. All of a batch's outcomes are written in one transaction.
+A claim is made in two steps: first the webhooks with claimable deliveries are listed (an index
+probe or two each), and `domain.sharing` decides how many to take from each; then those are
+claimed in one statement. All of a batch's outcomes are written in one transaction.
 """
 
 from __future__ import annotations
@@ -32,29 +32,55 @@ _PENDING = f"'{DeliveryState.PENDING.value}'"
 _RETRYING = f"'{DeliveryState.RETRYING.value}'"
 _ACTIVE = WebhookStatus.ACTIVE.value
 
-# The webhooks with claimable deliveries (a skip scan of the claim index: one probe per webhook),
-# with the earliest and latest due time of each, and their delivery controls.
-_QUEUED = text(f"""
-WITH RECURSIVE queued(webhook_id) AS (
+# The webhooks with claimable deliveries, each with its earliest due time, found by a skip scan
+# of the claim index, and their delivery controls. Only a fifo webhook's latest due time is needed.
+_QUEUED = f"""
+WITH RECURSIVE {{queued}}
+SELECT q.webhook_id, q.first_due,
+       CASE WHEN w.ordering = '{Ordering.FIFO.value}' THEN (
+           SELECT d.due_at FROM deliveries AS d
+           WHERE d.state IN {CLAIMABLE_STATES} AND d.webhook_id = q.webhook_id
+           ORDER BY d.due_at DESC LIMIT 1) END AS last_due,
+       w.status, w.ordering, w.rate_limit, w.rate_next_at, w.probe_at, w.fifo_from
+FROM queued AS q LEFT JOIN webhooks AS w ON w.id = q.webhook_id
+"""
+# On PostgreSQL each probe lands on the webhook's earliest due delivery: it walks past the index
+# entries of the webhook's deliveries claimed since the last vacuum once, not once for the
+# webhook and again for its earliest due time. (The statement has no parameters, so its plan is
+# made once, often on an empty table: a LATERAL probe stays an index scan, where a join on a
+# probed id became a sequential scan of the whole table per webhook.)
+_QUEUED_POSTGRES = text(
+    _QUEUED.format(
+        queued=f"""queued(webhook_id, first_due) AS (
+    (SELECT webhook_id, due_at FROM deliveries WHERE state IN {CLAIMABLE_STATES}
+     ORDER BY webhook_id, due_at LIMIT 1)
+    UNION ALL
+    SELECT n.webhook_id, n.due_at FROM queued AS q CROSS JOIN LATERAL (
+        SELECT d.webhook_id, d.due_at FROM deliveries AS d
+        WHERE d.state IN {CLAIMABLE_STATES} AND d.webhook_id > q.webhook_id
+        ORDER BY d.webhook_id, d.due_at LIMIT 1) AS n
+)"""
+    )
+)
+# SQLite has no LATERAL: a probe per webhook, and one for its earliest due time.
+_QUEUED_SQLITE = text(
+    _QUEUED.format(
+        queued=f"""listed(webhook_id) AS (
     SELECT (SELECT webhook_id FROM deliveries WHERE state IN {CLAIMABLE_STATES}
             ORDER BY webhook_id LIMIT 1)
     UNION ALL
     SELECT (SELECT d.webhook_id FROM deliveries AS d
-            WHERE d.state IN {CLAIMABLE_STATES} AND d.webhook_id > q.webhook_id
+            WHERE d.state IN {CLAIMABLE_STATES} AND d.webhook_id > l.webhook_id
             ORDER BY d.webhook_id LIMIT 1)
-    FROM queued AS q WHERE q.webhook_id IS NOT NULL
+    FROM listed AS l WHERE l.webhook_id IS NOT NULL
+), queued(webhook_id, first_due) AS (
+    SELECT l.webhook_id, (SELECT d.due_at FROM deliveries AS d
+                          WHERE d.state IN {CLAIMABLE_STATES} AND d.webhook_id = l.webhook_id
+                          ORDER BY d.due_at LIMIT 1)
+    FROM listed AS l WHERE l.webhook_id IS NOT NULL
+)"""
+    )
 )
-SELECT q.webhook_id,
-       (SELECT d.due_at FROM deliveries AS d
-        WHERE d.state IN {CLAIMABLE_STATES} AND d.webhook_id = q.webhook_id
-        ORDER BY d.due_at LIMIT 1) AS first_due,
-       (SELECT d.due_at FROM deliveries AS d
-        WHERE d.state IN {CLAIMABLE_STATES} AND d.webhook_id = q.webhook_id
-        ORDER BY d.due_at DESC LIMIT 1) AS last_due,
-       w.status, w.ordering, w.rate_limit, w.rate_next_at, w.probe_at, w.fifo_from
-FROM queued AS q LEFT JOIN webhooks AS w ON w.id = q.webhook_id
-WHERE q.webhook_id IS NOT NULL
-""")
 
 # On PostgreSQL, a webhook whose controls keep state across workers (rate, order, probe) is
 # claimed by one worker at a time: the others skip it until that claim commits.
@@ -87,12 +113,15 @@ _CLAIMED_COLUMNS = """e.id AS event_id, e.body, e.created_at, w.dialect, w.url, 
        w.previous_secret, w.previous_secret_until, w.timeout_ms, w.headers, w.max_retries,
        w.bearer_token, w.status"""
 
-# A claim's takes on PostgreSQL: a share of each webhook's due deliveries, oldest first...
+# A claim's takes on PostgreSQL: a share of each webhook's due deliveries, oldest first. The walk
+# starts at the webhook's earliest due time as `_QUEUED` found it, past the index entries of the
+# deliveries claimed before; one committed since with an earlier due time waits for the next
+# claim, whose `_QUEUED` sees it...
 _PG_TAKES = f"""
     SELECT picked.id FROM plan AS p CROSS JOIN LATERAL (
         SELECT d.id FROM deliveries AS d
         WHERE NOT p.fifo AND d.webhook_id = p.webhook_id
-          AND d.state IN {CLAIMABLE_STATES} AND d.due_at <= :now
+          AND d.state IN {CLAIMABLE_STATES} AND d.due_at >= p.first_due AND d.due_at <= :now
         ORDER BY d.due_at LIMIT p.n
         FOR UPDATE SKIP LOCKED
     ) AS picked"""
@@ -114,8 +143,8 @@ _PG_HEADS = f"""
 _PG_CLAIM = f"""
 WITH plan AS (
     SELECT * FROM unnest(CAST(:hook AS bigint[]), CAST(:n AS int[]), CAST(:fifo AS bool[]),
-                         CAST(:fifo_from AS bigint[]))
-        AS p(webhook_id, n, fifo, fifo_from)
+                         CAST(:fifo_from AS bigint[]), CAST(:first_due AS float8[]))
+        AS p(webhook_id, n, fifo, fifo_from, first_due)
 ), due AS ({{due}}
 ), claimed AS (
     -- By id through an array: a join with `due` would be planned for the 10 % of the table
@@ -261,11 +290,12 @@ def _claim(
 ) -> Claim:
     """The claim's transaction: synchronous statements, so that SQLite runs it in one round
     trip of the event loop (`Database.run`)."""
-    rows = list(conn.execute(_QUEUED))
+    rows = list(conn.execute(_QUEUED_SQLITE if db.is_sqlite else _QUEUED_POSTGRES))
     if not rows:
         return Claim([])
     queued = [_queued(row) for row in rows]
     fifo_from = {row.webhook_id: row.fifo_from or 0 for row in rows}
+    first_due = {row.webhook_id: row.first_due for row in rows}
     if not db.is_sqlite:
         queued = _lock_controlled(conn, queued, fifo_from)
     plan = plan_claim(
@@ -293,6 +323,7 @@ def _claim(
                     "n": [take.count for take in plan.takes],
                     "fifo": [take.fifo for take in plan.takes],
                     "fifo_from": [fifo_from.get(take.webhook_id, 0) for take in plan.takes],
+                    "first_due": [first_due[take.webhook_id] for take in plan.takes],
                 },
             )
         )

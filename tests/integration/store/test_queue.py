@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import text
+import pytest
+from sqlalchemy import insert, text
 
 from hookd.domain.webhook import WebhookFields
 from hookd.store import webhooks
 from hookd.store.database import Database
 from hookd.store.deliveries import list_deliveries
 from hookd.store.events import NewEvent, publish
-from hookd.store.queue import Claimed, Outcome, claim, claim_due, record_outcomes
+from hookd.store.queue import (
+    _CLAIM_POSTGRES,
+    _QUEUED_POSTGRES,
+    Claimed,
+    Outcome,
+    claim,
+    claim_due,
+    record_outcomes,
+)
 from hookd.store.retention import prune_finished
+from hookd.store.schema import deliveries as deliveries_table
+from hookd.store.schema import events
 
 NOW = 1_800_000_000.0
 TOPIC = "log.door_was_opened"
@@ -105,6 +116,58 @@ async def test_concurrent_claimers_never_share_a_delivery(db: Database) -> None:
             await other.close()
     ids = [c.id for batch in rounds for c in batch]
     assert len(ids) == len(set(ids)) == 400
+
+
+async def test_a_delivery_committed_after_a_claim_and_due_before_it_goes_next(
+    db: Database,
+) -> None:
+    # On PostgreSQL a claim walks each webhook's deliveries from the earliest due time it found
+    # (store/queue.py, `_PG_TAKES`). A publish that commits after that, with an earlier due
+    # time, must be taken by the next claim, not skipped.
+    if db.is_sqlite:
+        pytest.skip("SQLite has one writer: a publish cannot commit in the middle of a claim")
+    [hook_id] = await queue_deliveries(db, 3)
+    async with db.transaction() as late:
+        seq = (
+            await late.execute(
+                insert(events).returning(events.c.seq),
+                {"id": "late", "type": TOPIC, "body": b"{}", "deliveries": 1, "created_at": NOW},
+            )
+        ).scalar_one()
+        await late.execute(
+            insert(deliveries_table),
+            {"event_seq": seq, "webhook_id": hook_id, "state": "pending", "due_at": NOW - 5,
+             "created_at": NOW, "updated_at": NOW},
+        )  # fmt: skip
+        [first] = await claim_due(db, 1, NOW, lease=30)
+    rest = await claim_due(db, 10, NOW, lease=30)
+    assert "late" in {c.event_id for c in rest}
+    assert sorted(c.event_id for c in [first, *rest]) == ["e0", "e1", "e2", "late"]
+
+
+async def test_postgres_plans_a_claim_as_index_walks_that_start_at_the_earliest_due(
+    db: Database,
+) -> None:
+    # The listing has no parameters: its plan is made once, often while the table is empty, and
+    # kept. A sequential scan chosen then would read the whole table at every claim. The takes
+    # start at each webhook's earliest due time, past the entries of deliveries claimed before.
+    if db.is_sqlite:
+        pytest.skip("the plans are PostgreSQL's")
+    takes = {"hook": [1], "n": [10], "fifo": [False], "fifo_from": [0], "first_due": [NOW]}
+    async with db.transaction() as conn:
+        listing = (await conn.execute(text(f"EXPLAIN {_QUEUED_POSTGRES.text}"))).scalars().all()
+        claiming = (
+            (
+                await conn.execute(
+                    text(f"EXPLAIN {_CLAIM_POSTGRES.text}"),
+                    {**takes, "now": NOW, "lease_until": NOW},
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert not [line for line in listing if "Seq Scan on deliveries" in line], listing
+    assert [line for line in claiming if "Index Cond" in line and "first_due" in line], claiming
 
 
 async def test_outcomes_move_states_and_log_attempts(db: Database) -> None:

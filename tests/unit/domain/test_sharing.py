@@ -59,6 +59,9 @@ def test_a_suspended_webhook_gets_one_probe_when_its_probe_is_due() -> None:
 def test_a_fifo_webhook_gets_its_head_only_when_nothing_is_in_flight() -> None:
     assert takes(queued(1, ordering=Ordering.FIFO)) == {1: 1}
     assert takes(queued(1, ordering=Ordering.FIFO, last_due=NOW + 30)) == {}
+    # Made fifo after the claim listed it without its latest due time: the next claim takes it.
+    unknown = Queued(1, NOW - 10, None, controlled=True, ordering=Ordering.FIFO)
+    assert takes(unknown) == {}
     plan = plan_claim(
         [queued(1, ordering=Ordering.FIFO)], {}, limit=9, slots=9, per_webhook=9, now=NOW, lease=1
     )

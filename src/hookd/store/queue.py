@@ -114,9 +114,9 @@ _CLAIMED_COLUMNS = """e.id AS event_id, e.body, e.created_at, w.dialect, w.url, 
        w.bearer_token, w.status"""
 
 # A claim's takes on PostgreSQL: a share of each webhook's due deliveries, oldest first. The walk
-# starts at the webhook's earliest due time as `_QUEUED` found it, past the index entries of the
-# deliveries claimed before; one committed since with an earlier due time waits for the next
-# claim, whose `_QUEUED` sees it...
+# starts at the webhook's earliest due time as the listing found it, past the index entries of
+# the deliveries claimed before; one committed since with an earlier due time waits for the next
+# claim, whose listing sees it...
 _PG_TAKES = f"""
     SELECT picked.id FROM plan AS p CROSS JOIN LATERAL (
         SELECT d.id FROM deliveries AS d

@@ -20,14 +20,15 @@ import httpx
 import orjson
 import pytest
 from aiohttp import web
-from sqlalchemy import text
+from sqlalchemy import insert, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookd.app import create_app
 from hookd.config import Settings, load_settings
 from hookd.domain.credentials import hash_password
 from hookd.store import accounts, migrate
 from hookd.store.database import Database
-from hookd.store.schema import metadata
+from hookd.store.schema import deliveries, events, metadata
 
 POSTGRES_URL = os.environ.get("HOOKD_TEST_DATABASE_URL")
 REQUIRE_POSTGRES = os.environ.get("HOOKD_REQUIRE_POSTGRES") == "1"
@@ -72,6 +73,24 @@ async def migrated_store_url(backend: str, tmp_path: Any) -> str:
         pytest.skip("PostgreSQL half skipped: HOOKD_TEST_DATABASE_URL is not set")
     await _reset_postgres(POSTGRES_URL)
     return POSTGRES_URL
+
+
+async def queue_in_transaction(
+    conn: AsyncConnection, webhook_id: int, event_id: str, topic: str, due_at: float, now: float
+) -> None:
+    """An event and its one delivery written in `conn`'s transaction, visible only when the caller
+    commits it: a publish still in flight (PostgreSQL hands out its ids before it commits)."""
+    seq = (
+        await conn.execute(
+            insert(events).returning(events.c.seq),
+            {"id": event_id, "type": topic, "body": b"{}", "deliveries": 1, "created_at": now},
+        )
+    ).scalar_one()
+    await conn.execute(
+        insert(deliveries),
+        {"event_seq": seq, "webhook_id": webhook_id, "state": "pending", "due_at": due_at,
+         "created_at": now, "updated_at": now},
+    )  # fmt: skip
 
 
 # --- an in-process hookd ---------------------------------------------------------------------

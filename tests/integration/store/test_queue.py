@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import insert, text
+from sqlalchemy import text
 
 from hookd.domain.webhook import WebhookFields
 from hookd.store import webhooks
@@ -22,8 +22,7 @@ from hookd.store.queue import (
     record_outcomes,
 )
 from hookd.store.retention import prune_finished
-from hookd.store.schema import deliveries as deliveries_table
-from hookd.store.schema import events
+from support import queue_in_transaction
 
 NOW = 1_800_000_000.0
 TOPIC = "log.door_was_opened"
@@ -128,17 +127,7 @@ async def test_a_delivery_committed_after_a_claim_and_due_before_it_goes_next(
         pytest.skip("SQLite has one writer: a publish cannot commit in the middle of a claim")
     [hook_id] = await queue_deliveries(db, 3)
     async with db.transaction() as late:
-        seq = (
-            await late.execute(
-                insert(events).returning(events.c.seq),
-                {"id": "late", "type": TOPIC, "body": b"{}", "deliveries": 1, "created_at": NOW},
-            )
-        ).scalar_one()
-        await late.execute(
-            insert(deliveries_table),
-            {"event_seq": seq, "webhook_id": hook_id, "state": "pending", "due_at": NOW - 5,
-             "created_at": NOW, "updated_at": NOW},
-        )  # fmt: skip
+        await queue_in_transaction(late, hook_id, "late", TOPIC, NOW - 5, NOW)
         [first] = await claim_due(db, 1, NOW, lease=30)
     rest = await claim_due(db, 10, NOW, lease=30)
     assert "late" in {c.event_id for c in rest}

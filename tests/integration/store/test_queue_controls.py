@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import insert
 
 from hookd.domain.states import Ordering
 from hookd.domain.webhook import WebhookFields
@@ -11,8 +10,7 @@ from hookd.store import deliveries, webhooks
 from hookd.store.database import Database
 from hookd.store.events import NewEvent, publish
 from hookd.store.queue import Claimed, Outcome, claim_due, record_outcomes
-from hookd.store.schema import deliveries as deliveries_table
-from hookd.store.schema import events
+from support import queue_in_transaction
 
 NOW = 1_800_000_000.0
 TOPIC = "log.door_was_opened"
@@ -108,17 +106,7 @@ async def test_fifo_takes_a_delivery_whose_lower_id_is_committed_after_a_higher_
         pytest.skip("SQLite commits in id order")
     hook = await new_webhook(db, ordering=Ordering.FIFO)
     async with db.transaction() as late:
-        seq = (
-            await late.execute(
-                insert(events).returning(events.c.seq),
-                {"id": "late", "type": TOPIC, "body": b"{}", "deliveries": 1, "created_at": NOW},
-            )
-        ).scalar_one()
-        await late.execute(
-            insert(deliveries_table),
-            {"event_seq": seq, "webhook_id": hook, "state": "pending", "due_at": NOW + due,
-             "created_at": NOW, "updated_at": NOW},
-        )  # fmt: skip
+        await queue_in_transaction(late, hook, "late", TOPIC, NOW + due, NOW)
         await publish_events(db, 3)
         [first] = await claim_due(db, 100, NOW, lease=30)
         await record_outcomes(db, [finished_attempt(first, "succeeded")], NOW, 3600)

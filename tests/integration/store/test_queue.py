@@ -145,16 +145,10 @@ async def test_postgres_plans_a_claim_as_index_walks_that_start_at_the_earliest_
     takes = {"hook": [1], "n": [10], "fifo": [False], "fifo_from": [0], "first_due": [NOW]}
     async with db.transaction() as conn:
         listing = (await conn.execute(text(f"EXPLAIN {_QUEUED_POSTGRES.text}"))).scalars().all()
-        claiming = (
-            (
-                await conn.execute(
-                    text(f"EXPLAIN {_CLAIM_POSTGRES.text}"),
-                    {**takes, "now": NOW, "lease_until": NOW},
-                )
-            )
-            .scalars()
-            .all()
+        planned = await conn.execute(
+            text(f"EXPLAIN {_CLAIM_POSTGRES.text}"), {**takes, "now": NOW, "lease_until": NOW}
         )
+        claiming = planned.scalars().all()
     assert not [line for line in listing if "Seq Scan on deliveries" in line], listing
     assert [line for line in claiming if "Index Cond" in line and "first_due" in line], claiming
 

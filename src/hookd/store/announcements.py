@@ -13,22 +13,19 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, select
 
 from hookd.domain import operational
 from hookd.domain.event import delivery_body, new_event_id, rfc3339
 from hookd.domain.operational import WebhookRef
 from hookd.domain.states import DeliveryState
 from hookd.store import events as event_store
-from hookd.store.database import Database
 from hookd.store.events import NewEvent
 from hookd.store.schema import deliveries, events, webhooks
 
 
-async def announce(
-    db: Database,
-    conn: AsyncConnection,
+def announce(
+    conn: Connection,
     now: float,
     *,
     failed: Mapping[int, int],
@@ -37,7 +34,8 @@ async def announce(
     disabled_gone: Sequence[int] = (),
     recovered: Sequence[int] = (),
 ) -> int:
-    """Publish the events for what a batch of outcomes changed; returns the deliveries queued.
+    """Publish the events for what a batch of outcomes changed, inside its recording's
+    (synchronous) transaction; returns the deliveries queued.
 
     `failed` maps the deliveries whose attempt failed in the batch to their webhooks;
     `exhausted` are those of them that failed for good (if no retry was asked for meanwhile).
@@ -45,7 +43,7 @@ async def announce(
     disabled = {**dict.fromkeys(disabled_failing, operational.CAUSE_FAILING)}
     disabled.update(dict.fromkeys(disabled_gone, operational.CAUSE_GONE))
     looked_up = set(exhausted) | {d for d, hook in failed.items() if hook in disabled}
-    found = await _deliveries(conn, looked_up)
+    found = _deliveries(conn, looked_up)
     # A webhook disabled only by failures of hookd's own events is not announced.
     announced_hooks = {
         found[d].webhook_id
@@ -60,7 +58,7 @@ async def announce(
         and not operational.is_operational(found[d].topic)
     ]
     wanted = {hook for hook in disabled if hook in announced_hooks}
-    hooks = await _webhooks(conn, wanted | set(recovered) | {row.webhook_id for row in spent})
+    hooks = _webhooks(conn, wanted | set(recovered) | {row.webhook_id for row in spent})
     drafts: list[tuple[str, dict[str, Any]]] = []
     for hook in sorted(wanted):
         ref, reason = hooks[hook]
@@ -100,13 +98,13 @@ async def announce(
         event_id = new_event_id()
         body = delivery_body(event_id, event_type, created_at, data)
         new_events.append(NewEvent(event_id, event_type, body))
-    return sum(await event_store.store_in(db, conn, new_events, now, unless_unsubscribed=True))
+    return sum(event_store.store_in(conn, new_events, now, unless_unsubscribed=True))
 
 
-async def _deliveries(conn: AsyncConnection, ids: Collection[int]) -> dict[int, Any]:
+def _deliveries(conn: Connection, ids: Collection[int]) -> dict[int, Any]:
     if not ids:
         return {}
-    rows = await conn.execute(
+    rows = conn.execute(
         select(
             deliveries.c.id,
             deliveries.c.state,
@@ -124,12 +122,10 @@ async def _deliveries(conn: AsyncConnection, ids: Collection[int]) -> dict[int, 
     return {row.id: row for row in rows}
 
 
-async def _webhooks(
-    conn: AsyncConnection, ids: Collection[int]
-) -> dict[int, tuple[WebhookRef, str | None]]:
+def _webhooks(conn: Connection, ids: Collection[int]) -> dict[int, tuple[WebhookRef, str | None]]:
     if not ids:
         return {}
-    rows = await conn.execute(
+    rows = conn.execute(
         select(
             webhooks.c.id,
             webhooks.c.dialect,

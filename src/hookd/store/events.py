@@ -127,7 +127,7 @@ async def _publish_once(db: Database, new_events: list[NewEvent], now: float) ->
         async with db.transaction() as conn:
             known = await _recent_keys(conn, new_events, now)
             fresh = _fresh(new_events, known)
-            counts = await store_in(db, conn, fresh, now)
+            counts = await conn.run_sync(lambda sync_conn: store_in(sync_conn, fresh, now))
         stored = [Published(event.id, count) for event, count in zip(fresh, counts, strict=True)]
         results = _results(new_events, known, fresh, stored)
     if any(published.deliveries for published in stored):
@@ -244,29 +244,26 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-async def store_in(
-    db: Database,
-    conn: AsyncConnection,
+def store_in(
+    conn: Connection,
     new_events: list[NewEvent],
     now: float,
     *,
     unless_unsubscribed: bool = False,
 ) -> list[int]:
-    """Within the caller's transaction: store `new_events` (their idempotency keys already
-    checked) and one pending delivery per matching active webhook; returns the deliveries of
-    each. With `unless_unsubscribed`, an event no webhook receives is not stored. On PostgreSQL
-    the workers are woken at commit; on SQLite the caller wakes them."""
+    """Within the caller's transaction (synchronous: `Database.run`, or `run_sync`): store
+    `new_events` (their idempotency keys already checked) and one pending delivery per matching
+    active webhook; returns the deliveries of each. With `unless_unsubscribed`, an event no
+    webhook receives is not stored. On PostgreSQL the workers are woken at commit; on SQLite
+    the caller wakes them."""
     if not new_events:
         return []
-    if db.is_sqlite:
-
-        def write(sync_conn: Connection) -> list[Published]:
-            return write_sqlite(
-                *_calls(sync_conn), new_events, now, unless_unsubscribed=unless_unsubscribed
-            )
-
-        return [published.deliveries for published in await conn.run_sync(write)]
-    subscribers = await _subscribers(conn, {event.topic for event in new_events})
+    if conn.dialect.name == "sqlite":
+        stored_sqlite = write_sqlite(
+            *_calls(conn), new_events, now, unless_unsubscribed=unless_unsubscribed
+        )
+        return [published.deliveries for published in stored_sqlite]
+    subscribers = _subscribers(conn, {event.topic for event in new_events})
     targets = [_targets(event, subscribers[event.topic]) for event in new_events]
     stored = [
         (event, hooks) for event, hooks in zip(new_events, targets, strict=True)
@@ -277,7 +274,7 @@ async def store_in(
             (event.id, event.idempotency_key, event.topic, event.body, len(hooks))
             for event, hooks in stored
         ]
-        await _insert_postgres(conn, rows, [hooks for _, hooks in stored], now)
+        _insert_postgres(conn, rows, [hooks for _, hooks in stored], now)
     return [len(hooks) for hooks in targets]
 
 
@@ -308,13 +305,13 @@ async def _recent_keys(
     }
 
 
-async def _subscribers(conn: AsyncConnection, topics: set[str]) -> dict[str, list[Subscriber]]:
+def _subscribers(conn: Connection, topics: set[str]) -> dict[str, list[Subscriber]]:
     """Active webhooks per topic, with their category restrictions, in creation order: those
     subscribed to the topic itself or to a wildcard over it (`log.*` for `log.x`), each once."""
     if not topics:
         return defaultdict(list)
     candidates = {topic: candidate_topics(topic) for topic in topics}
-    rows = await conn.execute(
+    rows = conn.execute(
         select(webhook_topics.c.topic, webhooks.c.id, webhooks.c.categories)
         .join(webhooks, webhooks.c.id == webhook_topics.c.webhook_id)
         .where(
@@ -352,12 +349,12 @@ def _targets(event: NewEvent, subscribers: list[Subscriber]) -> list[int]:
     ]
 
 
-async def _insert_postgres(
-    conn: AsyncConnection, rows: list[EventRow], targets: list[list[int]], now: float
+def _insert_postgres(
+    conn: Connection, rows: list[EventRow], targets: list[list[int]], now: float
 ) -> int:
     """The same in one statement, which also wakes the workers when it queued deliveries."""
     event_n = [n for n, hooks in enumerate(targets, start=1) for _ in hooks]
-    await conn.execute(
+    conn.execute(
         _PG_INSERT,
         {
             "id": [row[0] for row in rows],

@@ -19,7 +19,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, bindparam, case, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookd.domain.sharing import Queued, Take, plan_claim, rate_schedules
 from hookd.domain.states import DeliveryState, Ordering, WebhookStatus
@@ -588,62 +587,74 @@ async def record_outcomes(
     (0: never) is suspended: its next probe goes after `probe_delay(n)` for the n-th probe, and
     a success ends the suspension and makes its waiting retries due at once.
     """
-    recorded = Recorded()
     if not outcomes:
-        return recorded
-    async with db.transaction(durable=False) as conn:
-        applied = await _finish(db, conn, outcomes, now)
-        recorded.stale = len(outcomes) - len(applied)
-        made = [o for o in outcomes if o.attempt is not None and o.delivery_id in applied]
-        succeeded = {o.webhook_id for o in made if o.state == DeliveryState.SUCCEEDED}
-        failed: dict[int, int] = {}
-        for o in made:
-            if o.webhook_id not in succeeded:
-                failed[o.webhook_id] = failed.get(o.webhook_id, 0) + 1
-        gone = {o.webhook_id for o in made if o.gone}
-        probes = {o.webhook_id for o in made if o.probe}
-        if succeeded:
-            recorded.recovered = await _succeeded(conn, sorted(succeeded), now)
-        failing: list[int] = []
-        if failed:
-            recorded.suspended = await _failed(
-                db, conn, failed, probes, now, suspend_after, probe_delay or (lambda _: 60.0)
-            )
-            failing = await _disable(
-                conn,
-                webhooks.c.id.in_(failed) & (webhooks.c.failing_since <= now - disable_after),
-                now,
-                f"disabled by hookd: every delivery attempt failed for {disable_after:g}s",
-            )
-        gone_disabled = (
-            await _disable(conn, webhooks.c.id.in_(gone), now, GONE_REASON) if gone else []
-        )
-        recorded.gone = gone_disabled
-        recorded.disabled = failing + gone_disabled
-        exhausted = [o.delivery_id for o in made if o.state == DeliveryState.FAILED and not o.gone]
-        if exhausted or recorded.disabled or recorded.recovered:
-            recorded.announced = await announcements.announce(
-                db,
-                conn,
-                now,
-                failed={
-                    o.delivery_id: o.webhook_id for o in made if o.state != DeliveryState.SUCCEEDED
-                },
-                exhausted=exhausted,
-                disabled_failing=failing,
-                disabled_gone=gone_disabled,
-                recovered=recorded.recovered,
-            )
+        return Recorded()
+    pace = probe_delay or (lambda _: 60.0)
+    recorded, applied = await db.run(
+        lambda conn: _record(conn, outcomes, now, disable_after, suspend_after, pace),
+        durable=False,
+    )
     if recorded.announced:
         db.wake()
     stats.count_outcomes(db, [o for o in outcomes if o.delivery_id in applied], now)
     return recorded
 
 
-async def _succeeded(conn: AsyncConnection, hooks: list[int], now: float) -> list[int]:
+def _record(
+    conn: Connection,
+    outcomes: Sequence[Outcome],
+    now: float,
+    disable_after: float,
+    suspend_after: int,
+    probe_delay: Callable[[int], float],
+) -> tuple[Recorded, set[int]]:
+    """The recording's transaction: synchronous statements, so that SQLite runs it in one
+    round trip of the event loop (`Database.run`). Returns it and the outcomes applied."""
+    recorded = Recorded()
+    applied = _finish(conn, outcomes, now)
+    recorded.stale = len(outcomes) - len(applied)
+    made = [o for o in outcomes if o.attempt is not None and o.delivery_id in applied]
+    succeeded = {o.webhook_id for o in made if o.state == DeliveryState.SUCCEEDED}
+    failed: dict[int, int] = {}
+    for o in made:
+        if o.webhook_id not in succeeded:
+            failed[o.webhook_id] = failed.get(o.webhook_id, 0) + 1
+    gone = {o.webhook_id for o in made if o.gone}
+    probes = {o.webhook_id for o in made if o.probe}
+    if succeeded:
+        recorded.recovered = _succeeded(conn, sorted(succeeded), now)
+    failing: list[int] = []
+    if failed:
+        recorded.suspended = _failed(conn, failed, probes, now, suspend_after, probe_delay)
+        failing = _disable(
+            conn,
+            webhooks.c.id.in_(failed) & (webhooks.c.failing_since <= now - disable_after),
+            now,
+            f"disabled by hookd: every delivery attempt failed for {disable_after:g}s",
+        )
+    gone_disabled = _disable(conn, webhooks.c.id.in_(gone), now, GONE_REASON) if gone else []
+    recorded.gone = gone_disabled
+    recorded.disabled = failing + gone_disabled
+    exhausted = [o.delivery_id for o in made if o.state == DeliveryState.FAILED and not o.gone]
+    if exhausted or recorded.disabled or recorded.recovered:
+        recorded.announced = announcements.announce(
+            conn,
+            now,
+            failed={
+                o.delivery_id: o.webhook_id for o in made if o.state != DeliveryState.SUCCEEDED
+            },
+            exhausted=exhausted,
+            disabled_failing=failing,
+            disabled_gone=gone_disabled,
+            recovered=recorded.recovered,
+        )
+    return recorded, applied
+
+
+def _succeeded(conn: Connection, hooks: list[int], now: float) -> list[int]:
     """Reset the failure counts; end suspensions, making their waiting retries due now.
     A healthy webhook has nothing to reset: one statement that changes no row."""
-    reset = await conn.execute(
+    reset = conn.execute(
         update(webhooks)
         .where(
             webhooks.c.id.in_(hooks),
@@ -656,10 +667,8 @@ async def _succeeded(conn: AsyncConnection, hooks: list[int], now: float) -> lis
     )
     recovered = [row.id for row in reset if row.probe_at is not None]
     if recovered:
-        await conn.execute(
-            update(webhooks).where(webhooks.c.id.in_(recovered)).values(probe_at=None)
-        )
-        await conn.execute(
+        conn.execute(update(webhooks).where(webhooks.c.id.in_(recovered)).values(probe_at=None))
+        conn.execute(
             update(deliveries)
             .where(
                 deliveries.c.webhook_id.in_(recovered),
@@ -671,9 +680,8 @@ async def _succeeded(conn: AsyncConnection, hooks: list[int], now: float) -> lis
     return recovered
 
 
-async def _failed(
-    db: Database,
-    conn: AsyncConnection,
+def _failed(
+    conn: Connection,
     failed: dict[int, int],
     probes: set[int],
     now: float,
@@ -686,7 +694,7 @@ async def _failed(
     While a webhook is suspended its count is `suspend_after` plus the probes that failed, so
     that probes follow the retry schedule: the n-th one after `probe_delay(n)`.
     """
-    await conn.execute(
+    conn.execute(
         update(webhooks)
         .where(webhooks.c.id.in_(failed), webhooks.c.failing_since.is_(None))
         .values(failing_since=now)
@@ -695,18 +703,16 @@ async def _failed(
         return []
     suspended = []
     for webhook_id, count in failed.items():
-        row = (
-            await conn.execute(
-                update(webhooks)
-                .where(webhooks.c.id == webhook_id)
-                .values(
-                    failures=case(
-                        (webhooks.c.probe_at.is_(None), webhooks.c.failures + count),
-                        else_=webhooks.c.failures + (1 if webhook_id in probes else 0),
-                    )
+        row = conn.execute(
+            update(webhooks)
+            .where(webhooks.c.id == webhook_id)
+            .values(
+                failures=case(
+                    (webhooks.c.probe_at.is_(None), webhooks.c.failures + count),
+                    else_=webhooks.c.failures + (1 if webhook_id in probes else 0),
                 )
-                .returning(webhooks.c.failures, webhooks.c.probe_at)
             )
+            .returning(webhooks.c.failures, webhooks.c.probe_at)
         ).first()
         if row is None or row.failures < suspend_after:
             continue
@@ -717,12 +723,12 @@ async def _failed(
             values = {"probe_at": now + probe_delay(row.failures - suspend_after + 1)}
         else:  # attempts started before the suspension: the probe's pace is not theirs
             continue
-        await conn.execute(update(webhooks).where(webhooks.c.id == webhook_id).values(values))
+        conn.execute(update(webhooks).where(webhooks.c.id == webhook_id).values(values))
     return suspended
 
 
-async def _disable(conn: AsyncConnection, where: Any, now: float, reason: str) -> list[int]:
-    disabled = await conn.execute(
+def _disable(conn: Connection, where: Any, now: float, reason: str) -> list[int]:
+    disabled = conn.execute(
         update(webhooks)
         .where(where, webhooks.c.status == _ACTIVE)
         .values(status=WebhookStatus.DISABLED.value, updated_at=int(now), disabled_reason=reason)
@@ -731,13 +737,11 @@ async def _disable(conn: AsyncConnection, where: Any, now: float, reason: str) -
     return list(disabled.scalars().all())
 
 
-async def _finish_sqlite(
-    conn: AsyncConnection, outcomes: Sequence[Outcome], now: float
-) -> set[int]:
+def _finish_sqlite(conn: Connection, outcomes: Sequence[Outcome], now: float) -> set[int]:
     """SQLite: the executemany update is fenced row by row (a lease bound as a parameter is
     compared exactly); the rows it changed are known without reading them back unless some
     lease was lost."""
-    finished = await conn.exec_driver_sql(
+    finished = conn.exec_driver_sql(
         _SQLITE_FINISH,
         [
             (f.state, f.attempt, now, f.due_at, now, f.status_code, f.error, f.delivery_id,
@@ -749,11 +753,11 @@ async def _finish_sqlite(
     if finished.rowcount == len(outcomes) == len(ids):
         held = ids
     else:
-        rows = await conn.execute(_SQLITE_APPLIED, {"ids": orjson.dumps(sorted(ids)).decode()})
+        rows = conn.execute(_SQLITE_APPLIED, {"ids": orjson.dumps(sorted(ids)).decode()})
         held = {row.id for row in rows if row.updated_at == now}
     made = [f for f in outcomes if f.attempt is not None and f.delivery_id in held]
     if made:
-        await conn.exec_driver_sql(
+        conn.exec_driver_sql(
             _SQLITE_INSERT_ATTEMPTS,
             [
                 (f.delivery_id, f.attempt, f.started_at, f.duration_ms, f.status_code,
@@ -764,16 +768,14 @@ async def _finish_sqlite(
     return held
 
 
-async def _finish(
-    db: Database, conn: AsyncConnection, outcomes: Sequence[Outcome], now: float
-) -> set[int]:
+def _finish(conn: Connection, outcomes: Sequence[Outcome], now: float) -> set[int]:
     """Write each delivery's new state, and log the attempts that were made; returns the
     deliveries whose claim was still held (the others are left as they are)."""
-    if db.is_sqlite:
-        return await _finish_sqlite(conn, outcomes, now)
+    if conn.dialect.name == "sqlite":
+        return _finish_sqlite(conn, outcomes, now)
     applied = set(
         (
-            await conn.execute(
+            conn.execute(
                 _PG_FINISH,
                 {
                     "id": [f.delivery_id for f in outcomes],
@@ -793,7 +795,7 @@ async def _finish(
     )
     made = [f for f in outcomes if f.attempt is not None and f.delivery_id in applied]
     if made:
-        await conn.execute(
+        conn.execute(
             _PG_INSERT_ATTEMPTS,
             {
                 "delivery_id": [f.delivery_id for f in made],

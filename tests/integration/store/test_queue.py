@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from hookd.domain.webhook import WebhookFields
 from hookd.store import webhooks
@@ -171,6 +172,32 @@ async def test_postgres_finds_a_batchs_deliveries_by_id_not_through_the_claim_in
         planned = await conn.execute(text(f"EXPLAIN {_PG_FINISH.text}"), batch)
         plan = planned.scalars().all()
     assert not [line for line in plan if "ix_deliveries_due" in line], plan
+
+
+async def test_sqlite_records_a_batch_on_the_stores_thread_not_statement_by_statement(
+    db: Database,
+) -> None:
+    # Through the pool each statement of a recording waits for a pass of the busy event loop,
+    # and holds every other writer back meanwhile; on the store's thread a batch costs one pass.
+    if not db.is_sqlite:
+        pytest.skip("PostgreSQL runs no writes on a thread of hookd's")
+    [hook_id] = await queue_deliveries(db, 2)
+    done, failing = sorted(await claim_due(db, 10, NOW, lease=30), key=lambda c: c.event_id)
+    pooled: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        pooled.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        await record_outcomes(
+            db, [outcome(done, "succeeded"), outcome(failing, "retrying")], NOW, 3600
+        )
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+    assert pooled == []
+    found, _ = await list_deliveries(db, hook_id, state=None, limit=10, offset=0)
+    assert {d.event_id: d.state for d in found} == {"e0": "succeeded", "e1": "retrying"}
 
 
 async def test_outcomes_move_states_and_log_attempts(db: Database) -> None:
